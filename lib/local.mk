@@ -1,0 +1,14 @@
+# lib/: code every program shares.
+noinst_LIBRARIES += lib/libcongvu.a
+lib_libcongvu_a_SOURCES = \
+	lib/xalloc.c lib/xalloc.h \
+	lib/str.c lib/str.h \
+	lib/log.c lib/log.h \
+	lib/settings.c lib/settings.h \
+	lib/password.c lib/password.h \
+	lib/address.c lib/address.h
+EXTRA_DIST += lib/settings.def lib/settings-table.def smtpd/settings.def \
+	imapd/settings.def milter-spam/settings.def
+
+LIBCONGVU = lib/libcongvu.a $(CRYPT_LIBS) $(OPENSSL_LIBS)
+

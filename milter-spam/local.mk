@@ -1,0 +1,1 @@
+# milter-spam/: (to come)
