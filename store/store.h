@@ -225,7 +225,7 @@ int store_txn_blob_size(struct store_txn *txn, const uint8_t blob[STORE_BLOB_ID_
 int store_txn_blob_read(struct store_txn *txn, const uint8_t blob[STORE_BLOB_ID_LEN],
 			uint64_t offset, void *buf, size_t len, const char **error_r);
 /* The cached parse stored with the blob at delivery (opaque to the store;
- * see lib/mime.h); 1 and *data_r/*len_r, 0 when none. */
+ * see lib/mime.h); 1 and *data_r and *len_r, 0 when none. */
 int store_txn_blob_parsed(struct store_txn *txn, const uint8_t blob[STORE_BLOB_ID_LEN],
 			  const void **data_r, size_t *len_r, const char **error_r);
 

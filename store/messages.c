@@ -1,0 +1,568 @@
+/* Messages by (mailbox, UID), the change log, and the content-addressed,
+ * reference-counted message bytes (blobs). */
+#include "config.h"
+#include "store-private.h"
+#include "xalloc.h"
+
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#define MESSAGE_REC_VERSION 1
+#define BLOB_REC_VERSION 1
+#define BLOB_REC_LEN 25
+
+/* ---- message records ---- */
+
+void message_key(uint8_t key[8], uint32_t mailbox_id, uint32_t uid)
+{
+	put_be32(key, mailbox_id);
+	put_be32(key + 4, uid);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get_le64(const uint8_t *p)
+{
+	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+/* Fixed layout: version, 3 spare bytes, flags, keywords, modseq, internal
+ * date, save date, size, blob id. */
+void message_encode(const struct store_message *m, uint8_t out[MESSAGE_REC_LEN])
+{
+	memset(out, 0, MESSAGE_REC_LEN);
+	out[0] = MESSAGE_REC_VERSION;
+	put_le32(out + 4, m->flags);
+	put_le64(out + 8, m->keywords);
+	put_le64(out + 16, m->modseq);
+	put_le64(out + 24, (uint64_t)m->internal_date);
+	put_le64(out + 32, (uint64_t)m->save_date);
+	put_le64(out + 40, m->size);
+	memcpy(out + 48, m->blob, STORE_BLOB_ID_LEN);
+}
+
+int message_decode(const void *data, size_t len, uint32_t uid, struct store_message *m)
+{
+	const uint8_t *p = data;
+	if (len != MESSAGE_REC_LEN || p[0] != MESSAGE_REC_VERSION)
+		return -1;
+	m->uid = uid;
+	m->flags = get_le32(p + 4);
+	m->keywords = get_le64(p + 8);
+	m->modseq = get_le64(p + 16);
+	m->internal_date = (int64_t)get_le64(p + 24);
+	m->save_date = (int64_t)get_le64(p + 32);
+	m->size = get_le64(p + 40);
+	memcpy(m->blob, p + 48, STORE_BLOB_ID_LEN);
+	return 0;
+}
+
+int message_save(struct store_txn *t, uint32_t mailbox_id, const struct store_message *m,
+		 const char **error_r)
+{
+	uint8_t key[8], rec[MESSAGE_REC_LEN];
+	message_key(key, mailbox_id, m->uid);
+	message_encode(m, rec);
+	return db_put(t, DBI_MESSAGES, key, 8, rec, MESSAGE_REC_LEN, 0, error_r);
+}
+
+int change_log(struct store_txn *t, uint32_t mailbox_id, uint64_t modseq, uint32_t uid,
+	       enum store_change_kind kind, const char **error_r)
+{
+	uint8_t key[16], val = (uint8_t)kind;
+	put_be32(key, mailbox_id);
+	put_be64(key + 4, modseq);
+	put_be32(key + 12, uid);
+	return db_put(t, DBI_CHANGES, key, 16, &val, 1, 0, error_r);
+}
+
+int store_txn_message_get(struct store_txn *t, uint32_t mailbox_id, uint32_t uid,
+			  struct store_message *msg_r, const char **error_r)
+{
+	uint8_t key[8];
+	MDB_val v;
+	message_key(key, mailbox_id, uid);
+	int ret = db_get(t, DBI_MESSAGES, key, 8, &v, error_r);
+	if (ret <= 0)
+		return ret;
+	if (message_decode(v.mv_data, v.mv_size, uid, msg_r) < 0) {
+		*error_r = "corrupt message record";
+		return -1;
+	}
+	return 1;
+}
+
+int store_txn_message_foreach(struct store_txn *t, uint32_t mailbox_id, uint32_t uid_first,
+			      uint32_t uid_last,
+			      int (*fn)(const struct store_message *msg, void *ctx), void *ctx,
+			      const char **error_r)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(t->txn, t->store->dbi[DBI_MESSAGES], &cur);
+	if (rc != 0)
+		return db_fail(t, rc, error_r);
+	uint8_t key[8];
+	message_key(key, mailbox_id, uid_first);
+	MDB_val k = { 8, key }, v;
+	int ret = 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 8 || get_be32(k.mv_data) != mailbox_id)
+			break;
+		uint32_t uid = get_be32((uint8_t *)k.mv_data + 4);
+		if (uid > uid_last)
+			break;
+		struct store_message msg;
+		if (message_decode(v.mv_data, v.mv_size, uid, &msg) < 0) {
+			*error_r = "corrupt message record";
+			ret = -1;
+			break;
+		}
+		if (fn(&msg, ctx) != 0)
+			break;
+	}
+	if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		ret = db_fail(t, rc, error_r);
+	mdb_cursor_close(cur);
+	return ret;
+}
+
+int store_txn_changes(struct store_txn *t, uint32_t mailbox_id, uint64_t since,
+		      int (*fn)(uint64_t modseq, uint32_t uid, enum store_change_kind kind,
+				void *ctx),
+		      void *ctx, const char **error_r)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(t->txn, t->store->dbi[DBI_CHANGES], &cur);
+	if (rc != 0)
+		return db_fail(t, rc, error_r);
+	uint8_t key[16];
+	put_be32(key, mailbox_id);
+	put_be64(key + 4, since == UINT64_MAX ? since : since + 1);
+	put_be32(key + 12, 0);
+	MDB_val k = { 16, key }, v;
+	int ret = 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const uint8_t *kp = k.mv_data;
+		if (k.mv_size != 16 || get_be32(kp) != mailbox_id)
+			break;
+		if (v.mv_size != 1) {
+			*error_r = "corrupt change record";
+			ret = -1;
+			break;
+		}
+		if (fn(get_be64(kp + 4), get_be32(kp + 12),
+		       (enum store_change_kind) * (uint8_t *)v.mv_data, ctx) != 0)
+			break;
+	}
+	if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		ret = db_fail(t, rc, error_r);
+	mdb_cursor_close(cur);
+	return ret;
+}
+
+/* ---- blobs ---- */
+
+void blob_hash(const void *data, size_t len, uint8_t out[STORE_BLOB_ID_LEN])
+{
+	unsigned int n = STORE_BLOB_ID_LEN;
+	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != STORE_BLOB_ID_LEN)
+		abort(); /* a broken libcrypto: nothing sensible to do */
+}
+
+struct blob_rec {
+	uint64_t refcount;
+	uint64_t size;
+	uint32_t chunks;
+	uint32_t parsed_len;
+};
+
+static int blob_load(struct store_txn *t, const uint8_t id[STORE_BLOB_ID_LEN],
+		     struct blob_rec *b, const char **error_r)
+{
+	MDB_val v;
+	int ret = db_get(t, DBI_BLOBS, id, STORE_BLOB_ID_LEN, &v, error_r);
+	if (ret <= 0)
+		return ret;
+	const uint8_t *p = v.mv_data;
+	if (v.mv_size != BLOB_REC_LEN || p[0] != BLOB_REC_VERSION) {
+		*error_r = "corrupt blob record";
+		return -1;
+	}
+	b->refcount = get_le64(p + 1);
+	b->size = get_le64(p + 9);
+	b->chunks = get_le32(p + 17);
+	b->parsed_len = get_le32(p + 21);
+	return 1;
+}
+
+static int blob_save(struct store_txn *t, const uint8_t id[STORE_BLOB_ID_LEN],
+		     const struct blob_rec *b, const char **error_r)
+{
+	uint8_t rec[BLOB_REC_LEN];
+	rec[0] = BLOB_REC_VERSION;
+	put_le64(rec + 1, b->refcount);
+	put_le64(rec + 9, b->size);
+	put_le32(rec + 17, b->chunks);
+	put_le32(rec + 21, b->parsed_len);
+	return db_put(t, DBI_BLOBS, id, STORE_BLOB_ID_LEN, rec, BLOB_REC_LEN, 0, error_r);
+}
+
+static void chunk_key(uint8_t key[STORE_BLOB_ID_LEN + 4], const uint8_t id[STORE_BLOB_ID_LEN],
+		      uint32_t idx)
+{
+	memcpy(key, id, STORE_BLOB_ID_LEN);
+	put_be32(key + STORE_BLOB_ID_LEN, idx);
+}
+
+int blob_ref(struct store_txn *t, const uint8_t id[STORE_BLOB_ID_LEN], const void *data,
+	     size_t size, const void *parsed, size_t parsed_size, uint64_t refs,
+	     const char **error_r)
+{
+	struct blob_rec b;
+	int ret = blob_load(t, id, &b, error_r);
+	if (ret < 0)
+		return -1;
+	if (ret == 1) {
+		b.refcount += refs;
+		return blob_save(t, id, &b, error_r);
+	}
+	if (parsed_size > UINT32_MAX)
+		parsed_size = 0;
+	b.refcount = refs;
+	b.size = size;
+	b.chunks = (uint32_t)((size + BLOB_CHUNK_SIZE - 1) / BLOB_CHUNK_SIZE);
+	b.parsed_len = parsed != NULL ? (uint32_t)parsed_size : 0;
+	uint8_t key[STORE_BLOB_ID_LEN + 4];
+	const uint8_t *p = data;
+	for (uint32_t i = 0; i < b.chunks; i++) {
+		size_t off = (size_t)i * BLOB_CHUNK_SIZE;
+		size_t n = size - off < BLOB_CHUNK_SIZE ? size - off : BLOB_CHUNK_SIZE;
+		chunk_key(key, id, i);
+		if (db_put(t, DBI_CHUNKS, key, sizeof(key), p + off, n, 0, error_r) < 0)
+			return -1;
+	}
+	if (b.parsed_len > 0) {
+		chunk_key(key, id, CHUNK_PARSED);
+		if (db_put(t, DBI_CHUNKS, key, sizeof(key), parsed, b.parsed_len, 0, error_r) < 0)
+			return -1;
+	}
+	return blob_save(t, id, &b, error_r);
+}
+
+int blob_addref(struct store_txn *t, const uint8_t id[STORE_BLOB_ID_LEN], const char **error_r)
+{
+	struct blob_rec b;
+	int ret = blob_load(t, id, &b, error_r);
+	if (ret <= 0) {
+		if (ret == 0)
+			*error_r = "message bytes missing";
+		return -1;
+	}
+	b.refcount++;
+	return blob_save(t, id, &b, error_r);
+}
+
+int blob_unref(struct store_txn *t, const uint8_t id[STORE_BLOB_ID_LEN], const char **error_r)
+{
+	struct blob_rec b;
+	int ret = blob_load(t, id, &b, error_r);
+	if (ret <= 0) {
+		if (ret == 0)
+			*error_r = "message bytes missing";
+		return -1;
+	}
+	if (b.refcount > 1) {
+		b.refcount--;
+		return blob_save(t, id, &b, error_r);
+	}
+	uint8_t key[STORE_BLOB_ID_LEN + 4];
+	for (uint32_t i = 0; i < b.chunks; i++) {
+		chunk_key(key, id, i);
+		if (db_del(t, DBI_CHUNKS, key, sizeof(key), error_r) < 0)
+			return -1;
+	}
+	if (b.parsed_len > 0) {
+		chunk_key(key, id, CHUNK_PARSED);
+		if (db_del(t, DBI_CHUNKS, key, sizeof(key), error_r) < 0)
+			return -1;
+	}
+	return db_del(t, DBI_BLOBS, id, STORE_BLOB_ID_LEN, error_r) < 0 ? -1 : 0;
+}
+
+int store_txn_blob_size(struct store_txn *t, const uint8_t blob[STORE_BLOB_ID_LEN],
+			uint64_t *size_r, const char **error_r)
+{
+	struct blob_rec b;
+	int ret = blob_load(t, blob, &b, error_r);
+	if (ret <= 0) {
+		if (ret == 0)
+			*error_r = "message bytes missing";
+		return -1;
+	}
+	*size_r = b.size;
+	return 0;
+}
+
+int store_txn_blob_read(struct store_txn *t, const uint8_t blob[STORE_BLOB_ID_LEN],
+			uint64_t offset, void *buf, size_t len, const char **error_r)
+{
+	struct blob_rec b;
+	int ret = blob_load(t, blob, &b, error_r);
+	if (ret <= 0) {
+		if (ret == 0)
+			*error_r = "message bytes missing";
+		return -1;
+	}
+	if (offset > b.size || len > b.size - offset) {
+		*error_r = "read beyond the message";
+		return -1;
+	}
+	uint8_t *out = buf;
+	uint8_t key[STORE_BLOB_ID_LEN + 4];
+	while (len > 0) {
+		uint32_t idx = (uint32_t)(offset / BLOB_CHUNK_SIZE);
+		size_t in_chunk = (size_t)(offset % BLOB_CHUNK_SIZE);
+		MDB_val v;
+		chunk_key(key, blob, idx);
+		ret = db_get(t, DBI_CHUNKS, key, sizeof(key), &v, error_r);
+		if (ret <= 0) {
+			if (ret == 0)
+				*error_r = "message chunk missing";
+			return -1;
+		}
+		if (in_chunk >= v.mv_size) {
+			*error_r = "corrupt message chunk";
+			return -1;
+		}
+		size_t n = v.mv_size - in_chunk;
+		if (n > len)
+			n = len;
+		memcpy(out, (uint8_t *)v.mv_data + in_chunk, n);
+		out += n;
+		offset += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int store_txn_blob_parsed(struct store_txn *t, const uint8_t blob[STORE_BLOB_ID_LEN],
+			  const void **data_r, size_t *len_r, const char **error_r)
+{
+	uint8_t key[STORE_BLOB_ID_LEN + 4];
+	MDB_val v;
+	chunk_key(key, blob, CHUNK_PARSED);
+	int ret = db_get(t, DBI_CHUNKS, key, sizeof(key), &v, error_r);
+	if (ret <= 0)
+		return ret;
+	*data_r = v.mv_data;
+	*len_r = v.mv_size;
+	return 1;
+}
+
+/* ---- flags, expunge, copy ---- */
+
+static struct store_mailbox *mailbox_must(struct store_txn *t, uint32_t id, const char **error_r)
+{
+	struct store_mailbox *m = xmalloc(sizeof(*m));
+	int ret = mailbox_load(t, id, m, error_r);
+	if (ret <= 0) {
+		if (ret == 0)
+			*error_r = STORE_ERR_NO_MAILBOX;
+		free(m);
+		return NULL;
+	}
+	return m;
+}
+
+int store_txn_message_flags(struct store_txn *t, uint32_t mailbox_id, uint32_t uid,
+			    enum store_flag_mode mode, uint32_t flags, uint64_t keywords,
+			    uint64_t unchangedsince, struct store_message *msg_r,
+			    const char **error_r)
+{
+	int ret = store_txn_message_get(t, mailbox_id, uid, msg_r, error_r);
+	if (ret < 0)
+		return -1;
+	if (ret == 0) {
+		memset(msg_r, 0, sizeof(*msg_r));
+		return 0;
+	}
+	if (unchangedsince != 0 && msg_r->modseq > unchangedsince)
+		return 1;
+	flags &= MSG_SYSTEM_FLAGS;
+	uint32_t nf = msg_r->flags;
+	uint64_t nk = msg_r->keywords;
+	switch (mode) {
+	case FLAGS_SET:
+		nf = flags;
+		nk = keywords;
+		break;
+	case FLAGS_ADD:
+		nf |= flags;
+		nk |= keywords;
+		break;
+	case FLAGS_REMOVE:
+		nf &= ~flags;
+		nk &= ~keywords;
+		break;
+	}
+	if (nf == msg_r->flags && nk == msg_r->keywords)
+		return 0;
+	struct store_mailbox *m = mailbox_must(t, mailbox_id, error_r);
+	if (m == NULL)
+		return -1;
+	if ((msg_r->flags ^ nf) & MSG_SEEN)
+		m->unseen += (nf & MSG_SEEN) ? (uint32_t)-1 : 1;
+	if ((msg_r->flags ^ nf) & MSG_DELETED)
+		m->deleted += (nf & MSG_DELETED) ? 1 : (uint32_t)-1;
+	msg_r->flags = nf;
+	msg_r->keywords = nk;
+	msg_r->modseq = ++m->highestmodseq;
+	ret = message_save(t, mailbox_id, msg_r, error_r);
+	if (ret == 0)
+		ret = change_log(t, mailbox_id, msg_r->modseq, uid, CHANGE_FLAGS, error_r);
+	if (ret == 0)
+		ret = mailbox_save(t, m, error_r);
+	free(m);
+	return ret;
+}
+
+int store_txn_expunge(struct store_txn *t, uint32_t mailbox_id, const uint32_t *uids, size_t n,
+		      const char **error_r)
+{
+	struct store_mailbox *m = mailbox_must(t, mailbox_id, error_r);
+	if (m == NULL)
+		return -1;
+	uint64_t bytes = 0, count = 0;
+	int ret = 0;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		struct store_message msg;
+		int r = store_txn_message_get(t, mailbox_id, uids[i], &msg, error_r);
+		if (r < 0)
+			ret = -1;
+		else if (r == 1) {
+			ret = mailbox_remove(t, m, &msg, error_r);
+			bytes += msg.size;
+			count++;
+		}
+	}
+	if (ret == 0 && count > 0)
+		ret = usage_change(t, m->account_id, -(int64_t)bytes, -(int64_t)count, error_r);
+	free(m);
+	return ret;
+}
+
+/* The keyword bits of src translated into dst's keyword table. */
+static int remap_keywords(const struct store_mailbox *src,
+			  struct store_mailbox *dst, uint64_t kw, uint64_t *out_r,
+			  const char **error_r)
+{
+	*out_r = 0;
+	if (src->id == dst->id) {
+		*out_r = kw;
+		return 0;
+	}
+	for (unsigned i = 0; i < src->n_keywords; i++) {
+		if (!(kw & (1ULL << i)))
+			continue;
+		int idx = -1;
+		for (unsigned j = 0; j < dst->n_keywords; j++)
+			if (strcasecmp(dst->keywords[j], src->keywords[i]) == 0)
+				idx = (int)j;
+		if (idx < 0) {
+			if (dst->n_keywords >= STORE_KEYWORDS_MAX) {
+				*error_r = "too many keywords";
+				return -1;
+			}
+			idx = (int)dst->n_keywords++;
+			strcpy(dst->keywords[idx], src->keywords[i]);
+		}
+		*out_r |= 1ULL << idx;
+	}
+	return 0;
+}
+
+int store_txn_copy(struct store_txn *t, uint32_t src_mailbox_id, const uint32_t *uids, size_t n,
+		   uint32_t dst_mailbox_id, bool move, uint32_t *new_uids_r, const char **error_r)
+{
+	struct store_mailbox *src = mailbox_must(t, src_mailbox_id, error_r);
+	if (src == NULL)
+		return -1;
+	struct store_mailbox *dst = mailbox_must(t, dst_mailbox_id, error_r);
+	struct store_message *msgs = xcalloc(n ? n : 1, sizeof(*msgs));
+	int ret = dst == NULL ? -1 : 0;
+	uint64_t bytes = 0, count = 0;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		int r = store_txn_message_get(t, src_mailbox_id, uids[i], &msgs[i], error_r);
+		if (r < 0)
+			ret = -1;
+		else if (r == 0)
+			msgs[i].uid = 0;
+		else {
+			bytes += msgs[i].size;
+			count++;
+		}
+	}
+	bool same_account = dst != NULL && src->account_id == dst->account_id;
+	/* Quota first, so an over-quota copy changes nothing. A move inside one
+	 * account does not change its usage. */
+	if (ret == 0 && !(move && same_account)) {
+		struct store_account a;
+		int r = account_load(t, dst->account_id, &a, error_r);
+		if (r <= 0) {
+			if (r == 0)
+				*error_r = STORE_ERR_NO_ACCOUNT;
+			ret = -1;
+		} else if ((a.quota_bytes && a.used_bytes + bytes > a.quota_bytes) ||
+			   (a.quota_messages && a.used_messages + count > a.quota_messages)) {
+			*error_r = STORE_ERR_OVER_QUOTA;
+			ret = -1;
+		}
+	}
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		new_uids_r[i] = 0;
+		if (msgs[i].uid == 0)
+			continue;
+		uint64_t kw;
+		if (remap_keywords(src, dst, msgs[i].keywords, &kw, error_r) < 0 ||
+		    blob_addref(t, msgs[i].blob, error_r) < 0 ||
+		    mailbox_append(t, dst, msgs[i].flags, kw, msgs[i].internal_date, msgs[i].size,
+				   msgs[i].blob, &new_uids_r[i], error_r) < 0) {
+			ret = -1;
+			break;
+		}
+		if (move) {
+			/* dst and src may be the same mailbox record: reload src. */
+			if (src->id == dst->id)
+				*src = *dst;
+			if (mailbox_remove(t, src, &msgs[i], error_r) < 0)
+				ret = -1;
+			if (src->id == dst->id)
+				*dst = *src;
+		}
+	}
+	if (ret == 0 && count > 0 && !(move && same_account)) {
+		ret = usage_change(t, dst->account_id, (int64_t)bytes, (int64_t)count, error_r);
+		if (ret == 0 && move)
+			ret = usage_change(t, src->account_id, -(int64_t)bytes, -(int64_t)count,
+					   error_r);
+	}
+	free(msgs);
+	free(src);
+	free(dst);
+	return ret;
+}

@@ -1,0 +1,153 @@
+/* The store's internals: the LMDB environment, its databases, keys and
+ * record encodings. Only the store/ sources include this (and <lmdb.h>). */
+#ifndef CONGVU_STORE_PRIVATE_H
+#define CONGVU_STORE_PRIVATE_H
+
+#include <lmdb.h>
+#include <string.h>
+
+#include "store.h"
+
+/* Schema version kept in meta; a store written by a newer version is refused. */
+#define STORE_SCHEMA_VERSION 1
+/* Blobs larger than this go into chunks of this size, so that LMDB never
+ * needs long runs of free pages for one value. */
+#define BLOB_CHUNK_SIZE (64 * 1024)
+#define CHUNK_PARSED UINT32_MAX
+
+enum store_dbi {
+	DBI_META,          /* "version", "next_account", ... -> u64 */
+	DBI_ACCOUNTS,      /* u32be id -> account record */
+	DBI_ACCOUNT_NAMES, /* address -> u32be id */
+	DBI_MAILBOXES,     /* u32be id -> mailbox record */
+	DBI_MAILBOX_NAMES, /* u32be account id . name -> u32be mailbox id */
+	DBI_MESSAGES,      /* u32be mailbox id . u32be uid -> message record */
+	DBI_CHANGES,       /* u32be mailbox id . u64be modseq . u32be uid -> u8 kind */
+	DBI_BLOBS,         /* sha256 -> blob record (refcount, size, chunks, parse length) */
+	DBI_CHUNKS,        /* sha256 . u32be index -> bytes; index CHUNK_PARSED: the parse */
+	DBI_QUEUE,         /* u64be id -> blob id . record */
+	DBI_COUNT
+};
+
+struct store {
+	MDB_env *env;
+	MDB_dbi dbi[DBI_COUNT];
+	char *dir;      /* DIR/store */
+	char *datafile; /* DIR/store/data.mdb */
+	bool read_only;
+	uint64_t map_size;
+	int notify_fd;
+	unsigned warn_percents[8];
+	unsigned n_warn_percents;
+};
+
+struct store_txn {
+	struct store *store;
+	MDB_txn *txn;
+	bool write;
+	int mdb_err; /* the last LMDB error, to tell MDB_MAP_FULL apart */
+};
+
+/* ---- byte order ---- */
+static inline void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+static inline uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void put_be64(uint8_t *p, uint64_t v)
+{
+	put_be32(p, (uint32_t)(v >> 32));
+	put_be32(p + 4, (uint32_t)v);
+}
+static inline uint64_t get_be64(const uint8_t *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+/* ---- a record codec: fixed-width little-endian fields and
+ * length-prefixed strings; reading past the end marks the reader bad. ---- */
+struct rec_writer {
+	uint8_t *buf;
+	size_t len, cap;
+};
+struct rec_reader {
+	const uint8_t *p;
+	size_t left;
+	bool bad;
+};
+void rw_u8(struct rec_writer *w, uint8_t v);
+void rw_u32(struct rec_writer *w, uint32_t v);
+void rw_u64(struct rec_writer *w, uint64_t v);
+void rw_bytes(struct rec_writer *w, const void *p, size_t n);
+void rw_str(struct rec_writer *w, const char *s);
+void rw_free(struct rec_writer *w);
+uint8_t rr_u8(struct rec_reader *r);
+uint32_t rr_u32(struct rec_reader *r);
+uint64_t rr_u64(struct rec_reader *r);
+void rr_bytes(struct rec_reader *r, void *out, size_t n);
+/* Copies a string into out (size outsize), marking the reader bad when it
+ * does not fit. */
+void rr_str(struct rec_reader *r, char *out, size_t outsize);
+
+/* ---- LMDB helpers: each sets txn->mdb_err and *error_r on failure ---- */
+/* 1 found, 0 not found, -1 error. */
+int db_get(struct store_txn *t, enum store_dbi dbi, const void *key, size_t klen, MDB_val *val,
+	   const char **error_r);
+int db_put(struct store_txn *t, enum store_dbi dbi, const void *key, size_t klen, const void *val,
+	   size_t vlen, unsigned flags, const char **error_r);
+/* 1 deleted, 0 not found, -1 error. */
+int db_del(struct store_txn *t, enum store_dbi dbi, const void *key, size_t klen,
+	   const char **error_r);
+int db_fail(struct store_txn *t, int rc, const char **error_r);
+int meta_get(struct store_txn *t, const char *name, uint64_t *v_r, const char **error_r);
+int meta_put(struct store_txn *t, const char *name, uint64_t v, const char **error_r);
+/* Returns the next value of the counter (starting at 1) and stores it. */
+int meta_next(struct store_txn *t, const char *name, uint64_t *v_r, const char **error_r);
+
+/* ---- records ---- */
+int account_load(struct store_txn *t, uint32_t id, struct store_account *a, const char **error_r);
+int account_save(struct store_txn *t, const struct store_account *a, const char **error_r);
+int mailbox_load(struct store_txn *t, uint32_t id, struct store_mailbox *m, const char **error_r);
+int mailbox_save(struct store_txn *t, const struct store_mailbox *m, const char **error_r);
+void message_key(uint8_t key[8], uint32_t mailbox_id, uint32_t uid);
+#define MESSAGE_REC_LEN 80
+void message_encode(const struct store_message *m, uint8_t out[MESSAGE_REC_LEN]);
+int message_decode(const void *data, size_t len, uint32_t uid, struct store_message *m);
+int message_save(struct store_txn *t, uint32_t mailbox_id, const struct store_message *m,
+		 const char **error_r);
+int change_log(struct store_txn *t, uint32_t mailbox_id, uint64_t modseq, uint32_t uid,
+	       enum store_change_kind kind, const char **error_r);
+
+/* ---- blobs ---- */
+void blob_hash(const void *data, size_t len, uint8_t out[STORE_BLOB_ID_LEN]);
+/* Adds refs references to the blob, storing the bytes (and parse) when new. */
+int blob_ref(struct store_txn *t, const uint8_t id[STORE_BLOB_ID_LEN], const void *data,
+	     size_t size, const void *parsed, size_t parsed_size, uint64_t refs,
+	     const char **error_r);
+/* Drops one reference, freeing the bytes with the last. */
+int blob_unref(struct store_txn *t, const uint8_t id[STORE_BLOB_ID_LEN], const char **error_r);
+/* Adds one reference to an existing blob. */
+int blob_addref(struct store_txn *t, const uint8_t id[STORE_BLOB_ID_LEN], const char **error_r);
+
+/* ---- usage and quota warnings ---- */
+/* Adds (or with negative deltas removes) usage of an account, and inserts a
+ * quota warning into the INBOX when a threshold is crossed upwards. */
+int usage_change(struct store_txn *t, uint32_t account_id, int64_t dbytes, int64_t dmessages,
+		 const char **error_r);
+/* Appends one message to a mailbox (blob already referenced): new UID,
+ * modseq, counts, change log. Does not touch account usage. */
+int mailbox_append(struct store_txn *t, struct store_mailbox *m, uint32_t flags,
+		   uint64_t keywords, int64_t internal_date, uint64_t size,
+		   const uint8_t blob[STORE_BLOB_ID_LEN], uint32_t *uid_r, const char **error_r);
+/* Removes one message record (blob unreferenced, counts and change log
+ * updated). Does not touch account usage. */
+int mailbox_remove(struct store_txn *t, struct store_mailbox *m, const struct store_message *msg,
+		   const char **error_r);
+
+#endif
