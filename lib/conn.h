@@ -70,7 +70,7 @@ void conn_input(const struct conn *conn, const void **data_r, size_t *len_r);
 /* Drops n bytes (n <= what conn_input gave) from the front of the input. */
 void conn_consume(struct conn *conn, size_t n);
 /* The next line, up to and including its LF, without consuming it:
- * returns 1 with *line_r/*len_r (the caller checks for the CR before the LF
+ * returns 1 with *line_r and *len_r (the caller checks for the CR before the LF
  * and then calls conn_consume(conn, *len_r)); 0 when no LF is buffered yet
  * and fewer than max bytes are; -1 when max bytes or more are buffered
  * without an LF (a line too long: the caller replies and discards with
