@@ -573,7 +573,10 @@ int mailbox_remove(struct store_txn *t, struct store_mailbox *m, const struct st
 {
 	uint8_t key[8];
 	message_key(key, m->id, msg->uid);
-	if (db_del(t, DBI_MESSAGES, key, 8, error_r) < 0 || blob_unref(t, msg->blob, error_r) < 0)
+	int ret = db_del(t, DBI_MESSAGES, key, 8, error_r);
+	if (ret == 0)
+		*error_r = "message to remove is missing";
+	if (ret <= 0 || blob_unref(t, msg->blob, error_r) < 0)
 		return -1;
 	m->messages--;
 	if (!(msg->flags & MSG_SEEN))

@@ -496,6 +496,19 @@ static int remap_keywords(const struct store_mailbox *src,
 	return 0;
 }
 
+struct uid_index {
+	uint32_t uid;
+	size_t index;
+};
+
+static int by_uid(const void *a, const void *b)
+{
+	const struct uid_index *x = a, *y = b;
+	if (x->uid != y->uid)
+		return x->uid < y->uid ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
 int store_txn_copy(struct store_txn *t, uint32_t src_mailbox_id, const uint32_t *uids, size_t n,
 		   uint32_t dst_mailbox_id, bool move, uint32_t *new_uids_r, const char **error_r)
 {
@@ -516,6 +529,22 @@ int store_txn_copy(struct store_txn *t, uint32_t src_mailbox_id, const uint32_t 
 			bytes += msgs[i].size;
 			count++;
 		}
+	}
+	/* A UID given twice is copied once: the later ones get no new UID. */
+	if (ret == 0 && n > 1) {
+		struct uid_index *order = xcalloc(n, sizeof(*order));
+		for (size_t i = 0; i < n; i++)
+			order[i] = (struct uid_index){ uids[i], i };
+		qsort(order, n, sizeof(*order), by_uid);
+		for (size_t i = 1; i < n; i++) {
+			struct store_message *dup = &msgs[order[i].index];
+			if (order[i].uid == order[i - 1].uid && dup->uid != 0) {
+				bytes -= dup->size;
+				count--;
+				dup->uid = 0;
+			}
+		}
+		free(order);
 	}
 	bool same_account = dst != NULL && src->account_id == dst->account_id;
 	/* Quota first, so an over-quota copy changes nothing. A move inside one

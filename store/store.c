@@ -508,3 +508,50 @@ int store_change_counter(struct store *s, uint64_t *counter_r, const char **erro
 	store_read_end(&t);
 	return ret < 0 ? -1 : 0;
 }
+
+static uint64_t dbi_entries(MDB_txn *txn, MDB_dbi dbi)
+{
+	MDB_stat st;
+	return mdb_stat(txn, dbi, &st) == 0 ? st.ms_entries : 0;
+}
+
+int store_stats(struct store *s, struct store_stats *st, const char **error_r)
+{
+	struct store_txn *t;
+	memset(st, 0, sizeof(*st));
+	if (store_read_begin(s, &t, error_r) < 0)
+		return -1;
+	st->accounts = dbi_entries(t->txn, s->dbi[DBI_ACCOUNTS]);
+	st->mailboxes = dbi_entries(t->txn, s->dbi[DBI_MAILBOXES]);
+	st->messages = dbi_entries(t->txn, s->dbi[DBI_MESSAGES]);
+	st->blobs = dbi_entries(t->txn, s->dbi[DBI_BLOBS]);
+	st->chunks = dbi_entries(t->txn, s->dbi[DBI_CHUNKS]);
+	st->changes = dbi_entries(t->txn, s->dbi[DBI_CHANGES]);
+	st->queued = dbi_entries(t->txn, s->dbi[DBI_QUEUE]);
+	MDB_cursor *cur;
+	if (mdb_cursor_open(t->txn, s->dbi[DBI_BLOBS], &cur) == 0) {
+		MDB_val k, v;
+		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			const uint8_t *p = v.mv_data;
+			uint64_t size = 0;
+			if (v.mv_size >= 17)
+				for (int i = 0; i < 8; i++)
+					size |= (uint64_t)p[9 + i] << (8 * i);
+			st->blob_bytes += size;
+		}
+		mdb_cursor_close(cur);
+	}
+	MDB_envinfo info;
+	MDB_stat est;
+	mdb_env_info(s->env, &info);
+	mdb_env_stat(s->env, &est);
+	st->page_size = est.ms_psize;
+	st->pages_used = info.me_last_pgno + 1;
+	st->map_size = info.me_mapsize;
+	store_read_end(&t);
+	struct stat fst;
+	if (stat(s->datafile, &fst) == 0)
+		st->file_size = (uint64_t)fst.st_size;
+	return 0;
+}

@@ -56,6 +56,17 @@ void store_notify_drain(struct store *store);
 /* A counter bumped by every committed write of any process. */
 int store_change_counter(struct store *store, uint64_t *counter_r, const char **error_r);
 
+/* Figures for tests, benchmarks and reports. */
+struct store_stats {
+	uint64_t accounts, mailboxes, messages, blobs, chunks, changes, queued;
+	uint64_t blob_bytes;   /* bytes of distinct message content */
+	uint64_t pages_used;   /* pages in use by the last committed transaction */
+	uint64_t page_size;
+	uint64_t map_size;
+	uint64_t file_size;    /* bytes of data.mdb on disk */
+};
+int store_stats(struct store *store, struct store_stats *stats_r, const char **error_r);
+
 /* ---- transactions ---- */
 
 int store_read_begin(struct store *store, struct store_txn **txn_r, const char **error_r);

@@ -1,0 +1,801 @@
+/* The mailbox store on a real LMDB environment in a temporary directory. */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "str.h"
+#include "xalloc.h"
+
+static char dir[64];
+static struct store *st;
+static const char *err;
+
+static void rm_rf(const char *path)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static struct store *open_with(uint64_t map_size, unsigned n_warn, const unsigned *warn)
+{
+	struct store_options o = { .map_size = map_size, .create = true };
+	for (unsigned i = 0; i < n_warn; i++)
+		o.warn_percents[i] = warn[i];
+	o.n_warn_percents = n_warn;
+	struct store *s;
+	if (store_open(dir, &o, &s, &err) < 0)
+		ck_abort_msg("store_open: %s", err);
+	return s;
+}
+
+static void setup(void)
+{
+	strcpy(dir, "/tmp/congvu-test-store.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	st = open_with(0, 0, NULL);
+}
+
+static void teardown(void)
+{
+	store_close(&st);
+	rm_rf(dir);
+}
+
+static void add_account(const char *addr, uint64_t quota)
+{
+	if (store_account_add(st, addr, ACCOUNT_PERSONAL, quota, "$y$x", &err) < 0)
+		ck_abort_msg("account_add %s: %s", addr, err);
+}
+
+static struct store_account get_account(const char *addr)
+{
+	struct store_account a;
+	ck_assert_int_eq(store_account_get(st, addr, &a, &err), 1);
+	return a;
+}
+
+static char *make_message(size_t size, unsigned seed)
+{
+	char *m = xmalloc(size);
+	int n = snprintf(m, size, "Subject: test %u\r\n\r\n", seed);
+	for (size_t i = (size_t)n; i < size; i++)
+		m[i] = (char)('a' + (i * 7 + seed) % 26);
+	if (size >= 2) {
+		m[size - 2] = '\r';
+		m[size - 1] = '\n';
+	}
+	return m;
+}
+
+/* Delivers one message to rcpts (INBOX); returns the statuses in out. */
+static void deliver(const char *msg, size_t size, const char **rcpts, size_t n,
+		    struct store_rcpt *out)
+{
+	memset(out, 0, n * sizeof(*out));
+	for (size_t i = 0; i < n; i++)
+		out[i].address = rcpts[i];
+	struct store_delivery d = { .data = msg, .size = size, .rcpts = out, .n_rcpts = n };
+	if (store_deliver(st, &d, 1, &err) < 0)
+		ck_abort_msg("deliver: %s", err);
+}
+
+static struct store_mailbox get_mailbox(uint32_t account_id, const char *name)
+{
+	struct store_txn *t;
+	struct store_mailbox *m = xmalloc(sizeof(*m));
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	ck_assert_int_eq(store_txn_mailbox_get(t, account_id, name, m, &err), 1);
+	store_read_end(&t);
+	struct store_mailbox copy = *m;
+	free(m);
+	return copy;
+}
+
+START_TEST(test_account_defaults)
+{
+	add_account("a@lamdong.gov.vn", 4ULL << 30);
+	struct store_account a = get_account("a@lamdong.gov.vn");
+	ck_assert_uint_eq(a.quota_bytes, 4ULL << 30);
+	ck_assert_uint_eq(a.used_bytes, 0);
+	ck_assert_str_eq(a.password_hash, "$y$x");
+	ck_assert_int_eq(store_account_add(st, "a@lamdong.gov.vn", ACCOUNT_PERSONAL, 1, "h", &err),
+			 -1);
+	ck_assert_ptr_eq(err, STORE_ERR_EXISTS);
+	static const struct {
+		const char *name;
+		unsigned special;
+	} expect[] = { { "INBOX", 0 },
+		       { "Sent", MBOX_SPECIAL_SENT },
+		       { "Drafts", MBOX_SPECIAL_DRAFTS },
+		       { "Trash", MBOX_SPECIAL_TRASH },
+		       { "Junk", MBOX_SPECIAL_JUNK } };
+	uint32_t validity = 0;
+	for (size_t i = 0; i < 5; i++) {
+		struct store_mailbox m = get_mailbox(a.id, expect[i].name);
+		ck_assert_uint_eq(m.special_use, expect[i].special);
+		ck_assert(m.subscribed);
+		ck_assert_uint_eq(m.uidnext, 1);
+		ck_assert_uint_gt(m.uidvalidity, validity); /* strictly increasing */
+		validity = m.uidvalidity;
+	}
+	/* "inbox" in any case is INBOX */
+	struct store_mailbox m = get_mailbox(a.id, "iNbOx");
+	ck_assert_str_eq(m.name, "INBOX");
+}
+END_TEST
+
+START_TEST(test_deliver_many_recipients_stored_once)
+{
+	const char *rcpts[20];
+	char names[20][40];
+	for (int i = 0; i < 20; i++) {
+		snprintf(names[i], sizeof(names[i]), "u%d@lamdong.gov.vn", i);
+		add_account(names[i], 1ULL << 30);
+		rcpts[i] = names[i];
+	}
+	char *msg = make_message(200000, 1); /* several chunks */
+	struct store_rcpt r[20];
+	deliver(msg, 200000, rcpts, 20, r);
+	for (int i = 0; i < 20; i++) {
+		ck_assert_int_eq(r[i].status, RCPT_OK);
+		ck_assert_uint_eq(r[i].uid, 1);
+		ck_assert_uint_eq(get_account(names[i]).used_bytes, 200000);
+	}
+	struct store_stats s;
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.blobs, 1);
+	ck_assert_uint_eq(s.blob_bytes, 200000);
+	ck_assert_uint_eq(s.messages, 20);
+	ck_assert_uint_eq(s.chunks, 4); /* 200000 bytes in 64 KiB chunks */
+
+	/* The bytes read back exactly, across chunk borders. */
+	struct store_txn *t;
+	struct store_message m;
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	ck_assert_int_eq(store_txn_message_get(t, r[7].mailbox_id_out, 1, &m, &err), 1);
+	ck_assert_uint_eq(m.size, 200000);
+	char *back = xmalloc(200000);
+	ck_assert_int_eq(store_txn_blob_read(t, m.blob, 0, back, 200000, &err), 0);
+	ck_assert(memcmp(back, msg, 200000) == 0);
+	ck_assert_int_eq(store_txn_blob_read(t, m.blob, 65530, back, 20, &err), 0);
+	ck_assert(memcmp(back, msg + 65530, 20) == 0);
+	ck_assert_int_eq(store_txn_blob_read(t, m.blob, 199990, back, 11, &err), -1);
+	store_read_end(&t);
+	free(back);
+
+	/* The same content delivered again is still stored once. */
+	deliver(msg, 200000, rcpts, 2, r);
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.blobs, 1);
+	ck_assert_uint_eq(s.messages, 22);
+	free(msg);
+}
+END_TEST
+
+static uint32_t inbox_id(const char *addr)
+{
+	return get_mailbox(get_account(addr).id, "INBOX").id;
+}
+
+struct expunge_ctx {
+	uint32_t mailbox;
+	uint32_t *uids;
+	size_t n;
+	bool move;
+	uint32_t dst;
+	uint32_t *new_uids;
+};
+
+static int expunge_fn(struct store_txn *t, void *ctx, const char **error_r)
+{
+	struct expunge_ctx *c = ctx;
+	return store_txn_expunge(t, c->mailbox, c->uids, c->n, error_r);
+}
+
+static int copy_fn(struct store_txn *t, void *ctx, const char **error_r)
+{
+	struct expunge_ctx *c = ctx;
+	return store_txn_copy(t, c->mailbox, c->uids, c->n, c->dst, c->move, c->new_uids, error_r);
+}
+
+START_TEST(test_expunge_last_reference_frees)
+{
+	add_account("a@lamdong.gov.vn", 0);
+	add_account("b@lamdong.gov.vn", 0);
+	const char *rcpts[] = { "a@lamdong.gov.vn", "b@lamdong.gov.vn" };
+	char *msg = make_message(100000, 2);
+	struct store_rcpt r[2];
+	deliver(msg, 100000, rcpts, 2, r);
+	uint32_t uid = 1;
+	struct expunge_ctx c = { .mailbox = inbox_id("a@lamdong.gov.vn"), .uids = &uid, .n = 1 };
+	ck_assert_int_eq(store_write(st, expunge_fn, &c, &err), 0);
+	struct store_stats s;
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.blobs, 1); /* b still has it */
+	ck_assert_uint_eq(get_account("a@lamdong.gov.vn").used_bytes, 0);
+	ck_assert_uint_eq(get_account("a@lamdong.gov.vn").used_messages, 0);
+	c.mailbox = inbox_id("b@lamdong.gov.vn");
+	ck_assert_int_eq(store_write(st, expunge_fn, &c, &err), 0);
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.blobs, 0);
+	ck_assert_uint_eq(s.chunks, 0);
+	ck_assert_uint_eq(s.blob_bytes, 0);
+	/* The change log records the expunge with a higher modseq. */
+	struct store_mailbox m = get_mailbox(get_account("b@lamdong.gov.vn").id, "INBOX");
+	ck_assert_uint_eq(m.messages, 0);
+	ck_assert_uint_eq(m.highestmodseq, 3);
+	free(msg);
+}
+END_TEST
+
+/* Random deliver/copy/move/expunge/delete sequences keep usage exact. */
+START_TEST(test_quota_exact_random)
+{
+	const char *addrs[] = { "a@lamdong.gov.vn", "b@lamdong.gov.vn", "c@lamdong.gov.vn" };
+	for (int i = 0; i < 3; i++)
+		add_account(addrs[i], 0);
+	srand(12345);
+	for (int step = 0; step < 400; step++) {
+		int op = rand() % 4;
+		const char *who = addrs[rand() % 3];
+		struct store_account a = get_account(who);
+		if (op == 0 || a.used_messages == 0) {
+			size_t size = 100 + (size_t)(rand() % 5000);
+			char *msg = make_message(size, (unsigned)(rand() % 50));
+			const char *rc[] = { addrs[0], addrs[1], addrs[2] };
+			size_t n = 1 + (size_t)(rand() % 3);
+			struct store_rcpt r[3];
+			deliver(msg, size, rc, n, r);
+			free(msg);
+			continue;
+		}
+		uint32_t src = get_mailbox(a.id, rand() % 2 ? "INBOX" : "Trash").id;
+		uint32_t uids[8];
+		size_t n = 0;
+		for (int k = 0; k < 8; k++)
+			uids[n++] = 1 + (uint32_t)(rand() % 60);
+		uint32_t new_uids[8];
+		struct expunge_ctx c = { .mailbox = src, .uids = uids, .n = n, .new_uids = new_uids };
+		if (op == 1) {
+			ck_assert_int_eq(store_write(st, expunge_fn, &c, &err), 0);
+		} else {
+			c.move = op == 3;
+			const char *dst_owner = addrs[rand() % 3];
+			c.dst = get_mailbox(get_account(dst_owner).id, rand() % 2 ? "INBOX" : "Trash")
+					.id;
+			ck_assert_int_eq(store_write(st, copy_fn, &c, &err), 0);
+		}
+	}
+	for (int i = 0; i < 3; i++) {
+		struct store_txn *t;
+		struct store_account before, after;
+		ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+		int differ = store_txn_account_recalc(t, addrs[i], false, &before, &after, &err);
+		store_read_end(&t);
+		ck_assert_int_eq(differ, 0);
+		ck_assert_uint_eq(before.used_bytes, after.used_bytes);
+		ck_assert_uint_eq(before.used_messages, after.used_messages);
+	}
+}
+END_TEST
+
+START_TEST(test_over_quota)
+{
+	add_account("a@lamdong.gov.vn", 10000);
+	enum store_rcpt_status status;
+	ck_assert_int_eq(store_quota_check(st, "a@lamdong.gov.vn", 20000, &status, &err), 0);
+	ck_assert_int_eq(status, RCPT_TOO_BIG);
+	ck_assert_int_eq(store_quota_check(st, "a@lamdong.gov.vn", 6000, &status, &err), 0);
+	ck_assert_int_eq(status, RCPT_OK);
+	ck_assert_int_eq(store_quota_check(st, "nobody@lamdong.gov.vn", 1, &status, &err), 0);
+	ck_assert_int_eq(status, RCPT_NO_ACCOUNT);
+	const char *rc[] = { "a@lamdong.gov.vn", "nobody@lamdong.gov.vn" };
+	struct store_rcpt r[2];
+	char *msg = make_message(6000, 3);
+	deliver(msg, 6000, rc, 2, r);
+	ck_assert_int_eq(r[0].status, RCPT_OK);
+	ck_assert_int_eq(r[1].status, RCPT_NO_ACCOUNT);
+	deliver(msg, 6000, rc, 1, r);
+	ck_assert_int_eq(r[0].status, RCPT_OVER_QUOTA); /* 12000 > 10000: refused whole */
+	ck_assert_uint_eq(get_account("a@lamdong.gov.vn").used_bytes, 6000);
+	ck_assert_int_eq(store_quota_check(st, "a@lamdong.gov.vn", 4000, &status, &err), 0);
+	ck_assert_int_eq(status, RCPT_OK); /* exactly full is allowed */
+	ck_assert_int_eq(store_quota_check(st, "a@lamdong.gov.vn", 4001, &status, &err), 0);
+	ck_assert_int_eq(status, RCPT_OVER_QUOTA);
+	/* A copy over quota changes nothing. */
+	uint32_t uid = 1, new_uid = 0;
+	struct expunge_ctx c = { .mailbox = inbox_id("a@lamdong.gov.vn"), .uids = &uid, .n = 1,
+				 .new_uids = &new_uid };
+	c.dst = get_mailbox(get_account("a@lamdong.gov.vn").id, "Trash").id;
+	ck_assert_int_eq(store_write(st, copy_fn, &c, &err), -1);
+	ck_assert_ptr_eq(err, STORE_ERR_OVER_QUOTA);
+	ck_assert_uint_eq(get_mailbox(get_account("a@lamdong.gov.vn").id, "Trash").messages, 0);
+	/* A move inside the account does not need room. */
+	c.move = true;
+	ck_assert_int_eq(store_write(st, copy_fn, &c, &err), 0);
+	ck_assert_uint_eq(new_uid, 1);
+	ck_assert_uint_eq(get_mailbox(get_account("a@lamdong.gov.vn").id, "Trash").messages, 1);
+	ck_assert_uint_eq(get_account("a@lamdong.gov.vn").used_bytes, 6000);
+	free(msg);
+}
+END_TEST
+
+static size_t count_inbox_subjects(const char *addr, const char *needle)
+{
+	struct store_txn *t;
+	uint32_t mbox = inbox_id(addr);
+	size_t found = 0;
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	for (uint32_t uid = 1; uid < 100; uid++) {
+		struct store_message m;
+		if (store_txn_message_get(t, mbox, uid, &m, &err) != 1)
+			continue;
+		char *buf = xmalloc(m.size + 1);
+		ck_assert_int_eq(store_txn_blob_read(t, m.blob, 0, buf, m.size, &err), 0);
+		buf[m.size] = '\0';
+		if (strstr(buf, needle) != NULL)
+			found++;
+		free(buf);
+	}
+	store_read_end(&t);
+	return found;
+}
+
+START_TEST(test_quota_warnings_once_per_crossing)
+{
+	store_close(&st);
+	unsigned warn[] = { 80, 95 };
+	st = open_with(0, 2, warn);
+	add_account("a@lamdong.gov.vn", 100000);
+	const char *rc[] = { "a@lamdong.gov.vn" };
+	struct store_rcpt r[1];
+	char *msg = make_message(41000, 4);
+	deliver(msg, 41000, rc, 1, r); /* 41% */
+	ck_assert_uint_eq(count_inbox_subjects("a@lamdong.gov.vn", "Mailbox almost full"), 0);
+	free(msg);
+	msg = make_message(41000, 5);
+	deliver(msg, 41000, rc, 1, r); /* 82%: one notice */
+	ck_assert_uint_eq(count_inbox_subjects("a@lamdong.gov.vn", "Mailbox almost full (80%)"), 1);
+	ck_assert_uint_eq(count_inbox_subjects("a@lamdong.gov.vn", "dung lượng"), 1);
+	free(msg);
+	msg = make_message(1000, 6);
+	deliver(msg, 1000, rc, 1, r); /* still above 80: no new notice */
+	ck_assert_uint_eq(count_inbox_subjects("a@lamdong.gov.vn", "Mailbox almost full"), 1);
+	/* drop below 80 (expunge the 41000 of uid 2), then cross again */
+	uint32_t uid = 2;
+	struct expunge_ctx c = { .mailbox = inbox_id("a@lamdong.gov.vn"), .uids = &uid, .n = 1 };
+	ck_assert_int_eq(store_write(st, expunge_fn, &c, &err), 0);
+	free(msg);
+	msg = make_message(41000, 7);
+	deliver(msg, 41000, rc, 1, r);
+	ck_assert_uint_eq(count_inbox_subjects("a@lamdong.gov.vn", "Mailbox almost full (80%)"), 2);
+	free(msg);
+	/* usage counts the notices too, exactly */
+	struct store_txn *t;
+	struct store_account before, after;
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	ck_assert_int_eq(store_txn_account_recalc(t, "a@lamdong.gov.vn", false, &before, &after, &err),
+			 0);
+	store_read_end(&t);
+}
+END_TEST
+
+struct flags_ctx {
+	uint32_t mailbox, uid;
+	enum store_flag_mode mode;
+	uint32_t flags;
+	uint64_t unchangedsince;
+	struct store_message out;
+	int ret;
+};
+
+static int flags_fn(struct store_txn *t, void *ctx, const char **error_r)
+{
+	struct flags_ctx *c = ctx;
+	c->ret = store_txn_message_flags(t, c->mailbox, c->uid, c->mode, c->flags, 0,
+					 c->unchangedsince, &c->out, error_r);
+	return c->ret < 0 ? -1 : 0;
+}
+
+struct change_list {
+	uint64_t modseq[16];
+	uint32_t uid[16];
+	int kind[16];
+	int n;
+};
+
+static int change_fn(uint64_t modseq, uint32_t uid, enum store_change_kind kind, void *ctx)
+{
+	struct change_list *l = ctx;
+	if (l->n < 16) {
+		l->modseq[l->n] = modseq;
+		l->uid[l->n] = uid;
+		l->kind[l->n] = (int)kind;
+		l->n++;
+	}
+	return 0;
+}
+
+START_TEST(test_flags_modseq_changes)
+{
+	add_account("a@lamdong.gov.vn", 0);
+	const char *rc[] = { "a@lamdong.gov.vn" };
+	struct store_rcpt r[1];
+	char *msg = make_message(500, 8);
+	deliver(msg, 500, rc, 1, r);
+	deliver(msg, 500, rc, 1, r);
+	uint32_t mbox = inbox_id("a@lamdong.gov.vn");
+	struct store_mailbox m = get_mailbox(get_account("a@lamdong.gov.vn").id, "INBOX");
+	ck_assert_uint_eq(m.unseen, 2);
+	ck_assert_uint_eq(m.highestmodseq, 3);
+	struct flags_ctx f = { .mailbox = mbox, .uid = 1, .mode = FLAGS_ADD, .flags = MSG_SEEN };
+	ck_assert_int_eq(store_write(st, flags_fn, &f, &err), 0);
+	ck_assert_uint_eq(f.out.modseq, 4);
+	ck_assert_uint_eq(f.out.flags, MSG_SEEN);
+	/* no change: no new modseq */
+	ck_assert_int_eq(store_write(st, flags_fn, &f, &err), 0);
+	ck_assert_uint_eq(f.out.modseq, 4);
+	/* UNCHANGEDSINCE older than the message: refused, reported */
+	f.mode = FLAGS_SET;
+	f.flags = MSG_FLAGGED;
+	f.unchangedsince = 3;
+	ck_assert_int_eq(store_write(st, flags_fn, &f, &err), 0);
+	ck_assert_int_eq(f.ret, 1);
+	f.unchangedsince = 4;
+	ck_assert_int_eq(store_write(st, flags_fn, &f, &err), 0);
+	ck_assert_int_eq(f.ret, 0);
+	ck_assert_uint_eq(f.out.flags, MSG_FLAGGED);
+	m = get_mailbox(get_account("a@lamdong.gov.vn").id, "INBOX");
+	ck_assert_uint_eq(m.unseen, 2);
+	ck_assert_uint_eq(m.highestmodseq, 5);
+	struct change_list l = { .n = 0 };
+	struct store_txn *t;
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	ck_assert_int_eq(store_txn_changes(t, mbox, 3, change_fn, &l, &err), 0);
+	store_read_end(&t);
+	ck_assert_int_eq(l.n, 2);
+	ck_assert_uint_eq(l.modseq[0], 4);
+	ck_assert_int_eq(l.kind[0], CHANGE_FLAGS);
+	ck_assert_uint_eq(l.modseq[1], 5);
+	ck_assert_uint_eq(l.uid[1], 1);
+	free(msg);
+}
+END_TEST
+
+struct mbox_ctx {
+	uint32_t account, id;
+	const char *name, *new_name;
+	int op;
+};
+
+static int mbox_fn(struct store_txn *t, void *ctx, const char **error_r)
+{
+	struct mbox_ctx *c = ctx;
+	switch (c->op) {
+	case 0:
+		return store_txn_mailbox_create(t, c->account, c->name, 0, &c->id, error_r);
+	case 1:
+		return store_txn_mailbox_rename(t, c->id, c->new_name, error_r);
+	default:
+		return store_txn_mailbox_delete(t, c->id, error_r);
+	}
+}
+
+START_TEST(test_mailbox_create_rename_delete)
+{
+	add_account("a@lamdong.gov.vn", 0);
+	uint32_t acct = get_account("a@lamdong.gov.vn").id;
+	struct mbox_ctx c = { .account = acct, .name = "Công văn", .op = 0 };
+	ck_assert_int_eq(store_write(st, mbox_fn, &c, &err), 0);
+	uint32_t parent = c.id;
+	c.name = "Công văn/2026";
+	ck_assert_int_eq(store_write(st, mbox_fn, &c, &err), 0);
+	ck_assert_int_eq(store_write(st, mbox_fn, &c, &err), -1);
+	ck_assert_ptr_eq(err, STORE_ERR_EXISTS);
+	c.name = "bad//name";
+	ck_assert_int_eq(store_write(st, mbox_fn, &c, &err), -1);
+	c.op = 1;
+	c.id = parent;
+	c.new_name = "Văn bản";
+	ck_assert_int_eq(store_write(st, mbox_fn, &c, &err), 0);
+	struct store_mailbox m = get_mailbox(acct, "Văn bản/2026");
+	ck_assert_str_eq(m.name, "Văn bản/2026");
+	/* INBOX renamed: messages move, INBOX stays, empty */
+	const char *rc[] = { "a@lamdong.gov.vn" };
+	struct store_rcpt r[1];
+	char *msg = make_message(300, 9);
+	deliver(msg, 300, rc, 1, r);
+	c.id = inbox_id("a@lamdong.gov.vn");
+	c.new_name = "Old inbox";
+	ck_assert_int_eq(store_write(st, mbox_fn, &c, &err), 0);
+	ck_assert_uint_eq(get_mailbox(acct, "INBOX").messages, 0);
+	ck_assert_uint_eq(get_mailbox(acct, "Old inbox").messages, 1);
+	ck_assert_uint_eq(get_account("a@lamdong.gov.vn").used_bytes, 300);
+	c.op = 2;
+	c.id = get_mailbox(acct, "Old inbox").id;
+	ck_assert_int_eq(store_write(st, mbox_fn, &c, &err), 0);
+	ck_assert_uint_eq(get_account("a@lamdong.gov.vn").used_bytes, 0);
+	struct store_stats s;
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.blobs, 0);
+	free(msg);
+}
+END_TEST
+
+START_TEST(test_reader_snapshot)
+{
+	add_account("a@lamdong.gov.vn", 0);
+	const char *rc[] = { "a@lamdong.gov.vn" };
+	struct store_rcpt r[1];
+	char *msg = make_message(1000, 10);
+	deliver(msg, 1000, rc, 1, r);
+	struct store_txn *t;
+	struct store_account a;
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	/* A write commits while the reader is open (another store handle, as
+	 * another process would have). */
+	struct store *other = open_with(0, 0, NULL);
+	struct store *saved = st;
+	st = other;
+	deliver(msg, 1000, rc, 1, r);
+	st = saved;
+	store_close(&other);
+	ck_assert_int_eq(store_txn_account_get(t, "a@lamdong.gov.vn", &a, &err), 1);
+	ck_assert_uint_eq(a.used_messages, 1);
+	struct store_mailbox *m = xmalloc(sizeof(*m));
+	ck_assert_int_eq(store_txn_mailbox_get(t, a.id, "INBOX", m, &err), 1);
+	ck_assert_uint_eq(m->messages, 1);
+	ck_assert_uint_eq(m->uidnext, 2);
+	free(m);
+	store_read_end(&t);
+	ck_assert_uint_eq(get_account("a@lamdong.gov.vn").used_messages, 2);
+	free(msg);
+}
+END_TEST
+
+/* Two processes deliver at the same time; nothing is lost, UIDs unique. */
+START_TEST(test_two_processes_writing)
+{
+	add_account("a@lamdong.gov.vn", 0);
+	store_close(&st);
+	pid_t pids[2];
+	for (int p = 0; p < 2; p++) {
+		pids[p] = fork();
+		ck_assert_int_ge(pids[p], 0);
+		if (pids[p] == 0) {
+			st = open_with(0, 0, NULL);
+			const char *rc[] = { "a@lamdong.gov.vn" };
+			for (int i = 0; i < 100; i++) {
+				char *msg = make_message(2000, (unsigned)(p * 1000 + i));
+				struct store_rcpt r[1];
+				memset(r, 0, sizeof(r));
+				r[0].address = rc[0];
+				struct store_delivery d = { .data = msg, .size = 2000, .rcpts = r,
+							    .n_rcpts = 1 };
+				if (store_deliver(st, &d, 1, &err) < 0 || r[0].status != RCPT_OK)
+					_exit(1);
+				free(msg);
+			}
+			store_close(&st);
+			_exit(0);
+		}
+	}
+	for (int p = 0; p < 2; p++) {
+		int status;
+		ck_assert_int_eq(waitpid(pids[p], &status, 0), pids[p]);
+		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	st = open_with(0, 0, NULL);
+	struct store_account a = get_account("a@lamdong.gov.vn");
+	ck_assert_uint_eq(a.used_messages, 200);
+	ck_assert_uint_eq(a.used_bytes, 400000);
+	struct store_mailbox m = get_mailbox(a.id, "INBOX");
+	ck_assert_uint_eq(m.messages, 200);
+	ck_assert_uint_eq(m.uidnext, 201);
+}
+END_TEST
+
+/* A small map fills up; the store grows it and the write goes through. */
+START_TEST(test_map_full_grows)
+{
+	store_close(&st);
+	st = open_with(1 << 20, 0, NULL);
+	add_account("a@lamdong.gov.vn", 0);
+	const char *rc[] = { "a@lamdong.gov.vn" };
+	for (int i = 0; i < 60; i++) {
+		char *msg = make_message(100000, (unsigned)i);
+		struct store_rcpt r[1];
+		deliver(msg, 100000, rc, 1, r);
+		ck_assert_int_eq(r[0].status, RCPT_OK);
+		free(msg);
+	}
+	struct store_stats s;
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_gt(s.map_size, 4 << 20);
+	ck_assert_uint_eq(get_account("a@lamdong.gov.vn").used_messages, 60);
+	/* Another handle opened with the small size adopts the grown map. */
+	struct store *other = open_with(1 << 20, 0, NULL);
+	struct store_account a;
+	ck_assert_int_eq(store_account_get(other, "a@lamdong.gov.vn", &a, &err), 1);
+	ck_assert_uint_eq(a.used_messages, 60);
+	store_close(&other);
+}
+END_TEST
+
+/* A full disk (simulated with RLIMIT_FSIZE) fails the write cleanly and
+ * damages nothing already committed. */
+START_TEST(test_disk_full_clean_error)
+{
+	add_account("a@lamdong.gov.vn", 0);
+	const char *rc[] = { "a@lamdong.gov.vn" };
+	struct store_rcpt r[1];
+	char *small = make_message(1000, 11);
+	deliver(small, 1000, rc, 1, r);
+	store_close(&st);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		signal(SIGXFSZ, SIG_IGN);
+		st = open_with(0, 0, NULL);
+		struct store_stats s;
+		if (store_stats(st, &s, &err) < 0)
+			_exit(2);
+		struct rlimit rl = { s.file_size + 8192, s.file_size + 8192 };
+		setrlimit(RLIMIT_FSIZE, &rl);
+		char *big = make_message(2000000, 12);
+		memset(r, 0, sizeof(r));
+		r[0].address = rc[0];
+		struct store_delivery d = { .data = big, .size = 2000000, .rcpts = r, .n_rcpts = 1 };
+		int ret = store_deliver(st, &d, 1, &err);
+		/* must fail, with every recipient marked as an error */
+		_exit(ret == -1 && r[0].status == RCPT_ERROR ? 0 : 1);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	st = open_with(0, 0, NULL);
+	struct store_account a = get_account("a@lamdong.gov.vn");
+	ck_assert_uint_eq(a.used_messages, 1);
+	ck_assert_uint_eq(a.used_bytes, 1000);
+	/* and the store still takes mail */
+	deliver(small, 1000, rc, 1, r);
+	ck_assert_int_eq(r[0].status, RCPT_OK);
+	ck_assert_uint_eq(r[0].uid, 2);
+	free(small);
+}
+END_TEST
+
+struct queue_ctx {
+	uint64_t id;
+	int n;
+};
+
+static int queue_add_fn(struct store_txn *t, void *ctx, const char **error_r)
+{
+	struct queue_ctx *c = ctx;
+	return store_txn_queue_add(t, "rec", 3, "message", 7, &c->id, error_r);
+}
+
+static int queue_count(uint64_t id, const void *rec, size_t len, const uint8_t *blob, void *ctx)
+{
+	(void)id;
+	(void)rec;
+	(void)len;
+	(void)blob;
+	((struct queue_ctx *)ctx)->n++;
+	return 0;
+}
+
+static int queue_del_fn(struct store_txn *t, void *ctx, const char **error_r)
+{
+	struct queue_ctx *c = ctx;
+	return store_txn_queue_del(t, c->id, error_r) == 1 ? 0 : -1;
+}
+
+START_TEST(test_queue)
+{
+	struct queue_ctx c = { 0 };
+	ck_assert_int_eq(store_write(st, queue_add_fn, &c, &err), 0);
+	uint64_t first = c.id;
+	ck_assert_int_eq(store_write(st, queue_add_fn, &c, &err), 0);
+	ck_assert_uint_gt(c.id, first);
+	struct store_txn *t;
+	const void *rec;
+	size_t len;
+	uint8_t blob[STORE_BLOB_ID_LEN];
+	char buf[8];
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	ck_assert_int_eq(store_txn_queue_get(t, first, &rec, &len, blob, &err), 1);
+	ck_assert_uint_eq(len, 3);
+	ck_assert(memcmp(rec, "rec", 3) == 0);
+	ck_assert_int_eq(store_txn_blob_read(t, blob, 0, buf, 7, &err), 0);
+	ck_assert(memcmp(buf, "message", 7) == 0);
+	ck_assert_int_eq(store_txn_queue_foreach(t, queue_count, &c, &err), 0);
+	store_read_end(&t);
+	ck_assert_int_eq(c.n, 2);
+	ck_assert_int_eq(store_write(st, queue_del_fn, &c, &err), 0);
+	c.id = first;
+	ck_assert_int_eq(store_write(st, queue_del_fn, &c, &err), 0);
+	struct store_stats s;
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.queued, 0);
+	ck_assert_uint_eq(s.blobs, 0);
+}
+END_TEST
+
+static int del(struct store_txn *t, void *ctx, const char **error_r)
+{
+	return store_txn_account_del(t, ctx, error_r);
+}
+
+START_TEST(test_account_delete_frees_everything)
+{
+	add_account("a@lamdong.gov.vn", 0);
+	add_account("b@lamdong.gov.vn", 0);
+	const char *rc[] = { "a@lamdong.gov.vn", "b@lamdong.gov.vn" };
+	struct store_rcpt r[2];
+	char *msg = make_message(5000, 13);
+	deliver(msg, 5000, rc, 2, r);
+	char *msg2 = make_message(5000, 14);
+	deliver(msg2, 5000, rc, 1, r);
+	struct store_stats s;
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.blobs, 2);
+	ck_assert_uint_eq(s.mailboxes, 10);
+	ck_assert_int_eq(store_write(st, del, (void *)"a@lamdong.gov.vn", &err), 0);
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.blobs, 1); /* b's copy of the first stays */
+	ck_assert_uint_eq(s.mailboxes, 5);
+	ck_assert_uint_eq(s.accounts, 1);
+	struct store_account gone;
+	ck_assert_int_eq(store_account_get(st, "a@lamdong.gov.vn", &gone, &err), 0);
+	ck_assert_int_eq(store_write(st, del, (void *)"a@lamdong.gov.vn", &err), -1);
+	ck_assert_ptr_eq(err, STORE_ERR_NO_ACCOUNT);
+	free(msg);
+	free(msg2);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("store");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_account_defaults);
+	tcase_add_test(tc, test_deliver_many_recipients_stored_once);
+	tcase_add_test(tc, test_expunge_last_reference_frees);
+	tcase_add_test(tc, test_quota_exact_random);
+	tcase_add_test(tc, test_over_quota);
+	tcase_add_test(tc, test_quota_warnings_once_per_crossing);
+	tcase_add_test(tc, test_flags_modseq_changes);
+	tcase_add_test(tc, test_mailbox_create_rename_delete);
+	tcase_add_test(tc, test_reader_snapshot);
+	tcase_add_test(tc, test_two_processes_writing);
+	tcase_add_test(tc, test_map_full_grows);
+	tcase_add_test(tc, test_disk_full_clean_error);
+	tcase_add_test(tc, test_queue);
+	tcase_add_test(tc, test_account_delete_frees_everything);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(store_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
