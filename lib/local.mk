@@ -12,3 +12,12 @@ EXTRA_DIST += lib/settings.def lib/settings-table.def smtpd/settings.def \
 
 LIBCONGVU = lib/libcongvu.a $(CRYPT_LIBS) $(OPENSSL_LIBS)
 
+
+UNIT_TESTS += tests/unit/test-settings tests/unit/test-lib
+check_PROGRAMS += tests/unit/test-settings tests/unit/test-lib
+tests_unit_test_settings_SOURCES = tests/unit/test-settings.c
+tests_unit_test_settings_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_test_settings_LDADD = $(LIBCONGVU) $(CHECK_LIBS)
+tests_unit_test_lib_SOURCES = tests/unit/test-lib.c
+tests_unit_test_lib_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_test_lib_LDADD = $(LIBCONGVU) $(CHECK_LIBS)

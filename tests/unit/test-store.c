@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "store/store.h"
+#include "store/store-private.h" /* to make usage drift for recalc */
 #include "str.h"
 #include "xalloc.h"
 
@@ -767,6 +767,45 @@ START_TEST(test_account_delete_frees_everything)
 }
 END_TEST
 
+static int drift_fn(struct store_txn *t, void *ctx, const char **error_r)
+{
+	(void)ctx;
+	struct store_account a;
+	if (store_txn_account_get(t, "a@lamdong.gov.vn", &a, error_r) != 1)
+		return -1;
+	a.used_bytes += 777;
+	a.used_messages = 0;
+	return account_save(t, &a, error_r);
+}
+
+static int recalc_fn(struct store_txn *t, void *ctx, const char **error_r)
+{
+	struct store_account *ba = ctx;
+	return store_txn_account_recalc(t, "a@lamdong.gov.vn", true, &ba[0], &ba[1], error_r) < 0
+		       ? -1
+		       : 0;
+}
+
+START_TEST(test_recalc_repairs_drift)
+{
+	add_account("a@lamdong.gov.vn", 0);
+	const char *rc[] = { "a@lamdong.gov.vn" };
+	struct store_rcpt r[1];
+	char *msg = make_message(3000, 15);
+	deliver(msg, 3000, rc, 1, r);
+	ck_assert_int_eq(store_write(st, drift_fn, NULL, &err), 0);
+	struct store_account ba[2];
+	ck_assert_int_eq(store_write(st, recalc_fn, ba, &err), 0);
+	ck_assert_uint_eq(ba[0].used_bytes, 3777);
+	ck_assert_uint_eq(ba[1].used_bytes, 3000);
+	ck_assert_uint_eq(ba[1].used_messages, 1);
+	struct store_account a = get_account("a@lamdong.gov.vn");
+	ck_assert_uint_eq(a.used_bytes, 3000);
+	ck_assert_uint_eq(a.used_messages, 1);
+	free(msg);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -787,6 +826,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_disk_full_clean_error);
 	tcase_add_test(tc, test_queue);
 	tcase_add_test(tc, test_account_delete_frees_everything);
+	tcase_add_test(tc, test_recalc_repairs_drift);
 	suite_add_tcase(s, tc);
 	return s;
 }
