@@ -10,5 +10,5 @@ LIBCONGVU_STORE = store/libcongvu-store.a $(LMDB_LIBS) $(OPENSSL_LIBS)
 UNIT_TESTS += tests/unit/test-store
 check_PROGRAMS += tests/unit/test-store
 tests_unit_test_store_SOURCES = tests/unit/test-store.c
-tests_unit_test_store_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_test_store_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(LMDB_CFLAGS)
 tests_unit_test_store_LDADD = $(LIBCONGVU_STORE) $(LIBCONGVU) $(CHECK_LIBS)
