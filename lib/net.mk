@@ -13,3 +13,9 @@ lib_libcongvu_net_a_SOURCES = \
 lib_libcongvu_net_a_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
 
 LIBCONGVU_NET = lib/libcongvu-net.a $(OPENSSL_LIBS)
+
+UNIT_TESTS += tests/unit/test-net
+check_PROGRAMS += tests/unit/test-net
+tests_unit_test_net_SOURCES = tests/unit/test-net.c
+tests_unit_test_net_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(OPENSSL_CFLAGS)
+tests_unit_test_net_LDADD = $(LIBCONGVU_NET) $(LIBCONGVU) $(CHECK_LIBS)

@@ -209,6 +209,7 @@ struct liner {
 	struct conn *conn;
 	struct str lines;
 	int too_long;
+	bool discarding;
 };
 
 static void liner_cb(struct conn *conn, enum conn_event ev, void *ctx)
@@ -221,11 +222,16 @@ static void liner_cb(struct conn *conn, enum conn_event ev, void *ctx)
 	int r;
 	while ((r = conn_read_line(conn, 16, &line, &len)) != 0) {
 		if (r < 0) {
-			l->too_long++;
-			const void *d;
-			size_t n;
-			conn_input(conn, &d, &n);
-			conn_consume(conn, n);
+			/* drop what is buffered, then the rest of the line */
+			if (!l->discarding)
+				l->too_long++;
+			l->discarding = true;
+			conn_consume(conn, 16);
+			continue;
+		}
+		if (l->discarding) {
+			l->discarding = false;
+			conn_consume(conn, len);
 			continue;
 		}
 		str_append(&l->lines, line, len);
@@ -261,6 +267,7 @@ START_TEST(test_conn_lines_bytewise)
 	want_len = 4;
 	spin(loop, have_lines, &l);
 	ck_assert_int_eq(l.too_long, 1);
+	ck_assert_str_eq(l.lines.s, "ok\n|");
 	conn_free(&l.conn);
 	close(sv[0]);
 	str_free(&l.lines);
@@ -582,6 +589,10 @@ START_TEST(test_listen)
 	listen_close_all(&fds2, &n2, false);
 	int fd;
 	struct net_addr peer;
+	/* the probe of the refused second listener is in the backlog */
+	ck_assert_int_eq(listen_accept(fds[0].fd, &fd, &peer, &why), 1);
+	ck_assert(!net_addr_is_ip(&peer));
+	close(fd);
 	ck_assert_int_eq(listen_accept(fds[0].fd, &fd, &peer, &why), 0);
 	listen_close_all(&fds, &n, true);
 	struct stat st;
