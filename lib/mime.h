@@ -252,5 +252,9 @@ void mime_cache_from_message(const char *data, size_t len, struct str *out);
  * The caller then re-parses the message (the cache is only an optimisation). */
 int mime_cache_load(const void *cache, size_t len, struct mime_message **msg_r,
 		    const char **error_r);
+/* The checksum that ends a cache (FNV-1a 64 of everything before the last
+ * 8 bytes, stored little-endian); for tests and the fuzzer, which build
+ * caches that pass it. */
+uint64_t mime_cache_checksum(const void *data, size_t len);
 
 #endif
