@@ -1,1 +1,13 @@
-# bench/: (to come)
+# bench/: benchmarks, built by `make bench` and run by `make bench-run`;
+# each prints its figures beside the peer's, measured in the same run.
+EXTRA_PROGRAMS += bench/bench-store
+bench_bench_store_SOURCES = bench/store.c
+bench_bench_store_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS)
+bench_bench_store_LDADD = $(LIBCONGVU_STORE) $(LIBCONGVU) $(LMDB_LIBS)
+CLEANFILES += bench/bench-store
+
+bench: bench/bench-store
+bench-store: bench/bench-store
+	bench/bench-store
+bench-run: bench-store
+.PHONY: bench bench-store bench-run

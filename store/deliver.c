@@ -97,16 +97,11 @@ static unsigned warn_level_of(const struct store *s, uint64_t used, uint64_t quo
 	return level;
 }
 
-int usage_change(struct store_txn *t, uint32_t account_id, int64_t dbytes, int64_t dmessages,
-		 const char **error_r)
+/* usage_change() on an account record already loaded in this transaction. */
+static int usage_apply(struct store_txn *t, struct store_account *ap, int64_t dbytes,
+		       int64_t dmessages, const char **error_r)
 {
-	struct store_account a;
-	int ret = account_load(t, account_id, &a, error_r);
-	if (ret <= 0) {
-		if (ret == 0)
-			*error_r = STORE_ERR_NO_ACCOUNT;
-		return -1;
-	}
+	struct store_account a = *ap;
 	if ((dbytes < 0 && (uint64_t)-dbytes > a.used_bytes) ||
 	    (dmessages < 0 && (uint64_t)-dmessages > a.used_messages)) {
 		*error_r = "usage would go below zero (run congvu-quota recalc)";
@@ -124,7 +119,21 @@ int usage_change(struct store_txn *t, uint32_t account_id, int64_t dbytes, int64
 		/* Dropped below: the threshold is re-armed. */
 		a.warn_level = level;
 	}
+	*ap = a;
 	return account_save(t, &a, error_r);
+}
+
+int usage_change(struct store_txn *t, uint32_t account_id, int64_t dbytes, int64_t dmessages,
+		 const char **error_r)
+{
+	struct store_account a;
+	int ret = account_load(t, account_id, &a, error_r);
+	if (ret <= 0) {
+		if (ret == 0)
+			*error_r = STORE_ERR_NO_ACCOUNT;
+		return -1;
+	}
+	return usage_apply(t, &a, dbytes, dmessages, error_r);
 }
 
 /* ---- quota ---- */
@@ -233,7 +242,7 @@ static int deliver_one(struct store_txn *t, struct store_delivery *d,
 			return -1;
 		stored = true;
 		if (mailbox_append(t, m, r->flags, kw, idate, d->size, id, &r->uid, error_r) < 0 ||
-		    usage_change(t, a.id, (int64_t)d->size, 1, error_r) < 0)
+		    usage_apply(t, &a, (int64_t)d->size, 1, error_r) < 0)
 			return -1;
 		r->mailbox_id_out = m->id;
 		r->uidvalidity = m->uidvalidity;

@@ -550,6 +550,7 @@ int mailbox_append(struct store_txn *t, struct store_mailbox *m, uint32_t flags,
 	msg.flags = flags & MSG_SYSTEM_FLAGS;
 	msg.keywords = keywords;
 	msg.modseq = ++m->highestmodseq;
+	msg.append_modseq = msg.modseq;
 	msg.internal_date = internal_date;
 	msg.save_date = (int64_t)time(NULL);
 	msg.size = size;
@@ -560,9 +561,7 @@ int mailbox_append(struct store_txn *t, struct store_mailbox *m, uint32_t flags,
 	if (msg.flags & MSG_DELETED)
 		m->deleted++;
 	m->bytes += size;
-	if (message_save(t, m->id, &msg, error_r) < 0 ||
-	    change_log(t, m->id, msg.modseq, msg.uid, CHANGE_NEW, error_r) < 0 ||
-	    mailbox_save(t, m, error_r) < 0)
+	if (message_save(t, m->id, &msg, error_r) < 0 || mailbox_save(t, m, error_r) < 0)
 		return -1;
 	*uid_r = msg.uid;
 	return 0;

@@ -10,7 +10,7 @@
 
 #define MESSAGE_REC_VERSION 1
 #define BLOB_REC_VERSION 1
-#define BLOB_REC_LEN 25
+#define BLOB_REC_LEN 33
 
 /* ---- message records ---- */
 
@@ -40,7 +40,7 @@ static uint64_t get_le64(const uint8_t *p)
 }
 
 /* Fixed layout: version, 3 spare bytes, flags, keywords, modseq, internal
- * date, save date, size, blob id. */
+ * date, save date, size, blob id, append modseq. */
 void message_encode(const struct store_message *m, uint8_t out[MESSAGE_REC_LEN])
 {
 	memset(out, 0, MESSAGE_REC_LEN);
@@ -52,6 +52,7 @@ void message_encode(const struct store_message *m, uint8_t out[MESSAGE_REC_LEN])
 	put_le64(out + 32, (uint64_t)m->save_date);
 	put_le64(out + 40, m->size);
 	memcpy(out + 48, m->blob, STORE_BLOB_ID_LEN);
+	put_le64(out + 80, m->append_modseq);
 }
 
 int message_decode(const void *data, size_t len, uint32_t uid, struct store_message *m)
@@ -67,6 +68,7 @@ int message_decode(const void *data, size_t len, uint32_t uid, struct store_mess
 	m->save_date = (int64_t)get_le64(p + 32);
 	m->size = get_le64(p + 40);
 	memcpy(m->blob, p + 48, STORE_BLOB_ID_LEN);
+	m->append_modseq = get_le64(p + 80);
 	return 0;
 }
 
@@ -140,22 +142,88 @@ int store_txn_message_foreach(struct store_txn *t, uint32_t mailbox_id, uint32_t
 	return ret;
 }
 
+struct arrival {
+	uint64_t modseq;
+	uint32_t uid;
+};
+
+/* Messages that arrived after since: a suffix of the UIDs, since appends
+ * take increasing UIDs and modseqs. Scans backwards from the last UID. */
+static int arrivals_since(struct store_txn *t, uint32_t mailbox_id, uint64_t since,
+			  struct arrival **list_r, size_t *n_r, const char **error_r)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(t->txn, t->store->dbi[DBI_MESSAGES], &cur);
+	if (rc != 0)
+		return db_fail(t, rc, error_r);
+	uint8_t key[8];
+	size_t n = 0, cap = 0;
+	struct arrival *list = NULL;
+	/* position after the mailbox's last message, then walk back */
+	message_key(key, mailbox_id + 1, 0);
+	MDB_val k = { 8, key }, v;
+	rc = mailbox_id == UINT32_MAX ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	rc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV) : mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	int ret = 0;
+	for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
+		if (k.mv_size != 8 || get_be32(k.mv_data) != mailbox_id)
+			break;
+		struct store_message msg;
+		if (message_decode(v.mv_data, v.mv_size, get_be32((uint8_t *)k.mv_data + 4), &msg) <
+		    0) {
+			*error_r = "corrupt message record";
+			ret = -1;
+			break;
+		}
+		if (msg.append_modseq <= since)
+			break;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			list = xreallocarray(list, cap, sizeof(*list));
+		}
+		list[n++] = (struct arrival){ msg.append_modseq, msg.uid };
+	}
+	if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		ret = db_fail(t, rc, error_r);
+	mdb_cursor_close(cur);
+	if (ret < 0) {
+		free(list);
+		return -1;
+	}
+	/* ascending order */
+	for (size_t i = 0; i < n / 2; i++) {
+		struct arrival tmp = list[i];
+		list[i] = list[n - 1 - i];
+		list[n - 1 - i] = tmp;
+	}
+	*list_r = list;
+	*n_r = n;
+	return 0;
+}
+
 int store_txn_changes(struct store_txn *t, uint32_t mailbox_id, uint64_t since,
 		      int (*fn)(uint64_t modseq, uint32_t uid, enum store_change_kind kind,
 				void *ctx),
 		      void *ctx, const char **error_r)
 {
+	struct arrival *arr = NULL;
+	size_t n_arr = 0, a = 0;
+	if (arrivals_since(t, mailbox_id, since, &arr, &n_arr, error_r) < 0)
+		return -1;
 	MDB_cursor *cur;
 	int rc = mdb_cursor_open(t->txn, t->store->dbi[DBI_CHANGES], &cur);
-	if (rc != 0)
+	if (rc != 0) {
+		free(arr);
 		return db_fail(t, rc, error_r);
+	}
 	uint8_t key[16];
 	put_be32(key, mailbox_id);
 	put_be64(key + 4, since == UINT64_MAX ? since : since + 1);
 	put_be32(key + 12, 0);
 	MDB_val k = { 16, key }, v;
 	int ret = 0;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	bool stop = false;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && !stop;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		const uint8_t *kp = k.mv_data;
 		if (k.mv_size != 16 || get_be32(kp) != mailbox_id)
@@ -165,13 +233,20 @@ int store_txn_changes(struct store_txn *t, uint32_t mailbox_id, uint64_t since,
 			ret = -1;
 			break;
 		}
-		if (fn(get_be64(kp + 4), get_be32(kp + 12),
-		       (enum store_change_kind) * (uint8_t *)v.mv_data, ctx) != 0)
-			break;
+		uint64_t modseq = get_be64(kp + 4);
+		/* merge the arrivals in modseq order */
+		for (; a < n_arr && arr[a].modseq < modseq && !stop; a++)
+			stop = fn(arr[a].modseq, arr[a].uid, CHANGE_NEW, ctx) != 0;
+		if (!stop)
+			stop = fn(modseq, get_be32(kp + 12),
+				  (enum store_change_kind) * (uint8_t *)v.mv_data, ctx) != 0;
 	}
 	if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
 		ret = db_fail(t, rc, error_r);
 	mdb_cursor_close(cur);
+	for (; ret == 0 && a < n_arr && !stop; a++)
+		stop = fn(arr[a].modseq, arr[a].uid, CHANGE_NEW, ctx) != 0;
+	free(arr);
 	return ret;
 }
 
@@ -185,6 +260,9 @@ void blob_hash(const void *data, size_t len, uint8_t out[STORE_BLOB_ID_LEN])
 }
 
 struct blob_rec {
+	uint64_t seq; /* storage number: chunks are keyed by it, so new bytes
+		       * are appended at the end of the chunks B-tree instead of
+		       * landing on a random page as a hash key would */
 	uint64_t refcount;
 	uint64_t size;
 	uint32_t chunks;
@@ -207,6 +285,7 @@ static int blob_load(struct store_txn *t, const uint8_t id[STORE_BLOB_ID_LEN],
 	b->size = get_le64(p + 9);
 	b->chunks = get_le32(p + 17);
 	b->parsed_len = get_le32(p + 21);
+	b->seq = get_le64(p + 25);
 	return 1;
 }
 
@@ -219,14 +298,41 @@ static int blob_save(struct store_txn *t, const uint8_t id[STORE_BLOB_ID_LEN],
 	put_le64(rec + 9, b->size);
 	put_le32(rec + 17, b->chunks);
 	put_le32(rec + 21, b->parsed_len);
+	put_le64(rec + 25, b->seq);
 	return db_put(t, DBI_BLOBS, id, STORE_BLOB_ID_LEN, rec, BLOB_REC_LEN, 0, error_r);
 }
 
-static void chunk_key(uint8_t key[STORE_BLOB_ID_LEN + 4], const uint8_t id[STORE_BLOB_ID_LEN],
-		      uint32_t idx)
+#define CHUNK_KEY_LEN 12
+
+static void chunk_key(uint8_t key[CHUNK_KEY_LEN], uint64_t seq, uint32_t idx)
 {
-	memcpy(key, id, STORE_BLOB_ID_LEN);
-	put_be32(key + STORE_BLOB_ID_LEN, idx);
+	put_be64(key, seq);
+	put_be32(key + 8, idx);
+}
+
+/* The storage number for new bytes: one past the last in the chunks tree
+ * (read from its rightmost page, which the append touches anyway). */
+static int next_chunk_seq(struct store_txn *t, uint64_t *seq_r, const char **error_r)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(t->txn, t->store->dbi[DBI_CHUNKS], &cur);
+	if (rc != 0)
+		return db_fail(t, rc, error_r);
+	MDB_val k, v;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND) {
+		*seq_r = 1;
+		return 0;
+	}
+	if (rc != 0)
+		return db_fail(t, rc, error_r);
+	if (k.mv_size != CHUNK_KEY_LEN) {
+		*error_r = "corrupt chunk key";
+		return -1;
+	}
+	*seq_r = get_be64(k.mv_data) + 1;
+	return 0;
 }
 
 int blob_ref(struct store_txn *t, const uint8_t id[STORE_BLOB_ID_LEN], const void *data,
@@ -243,22 +349,25 @@ int blob_ref(struct store_txn *t, const uint8_t id[STORE_BLOB_ID_LEN], const voi
 	}
 	if (parsed_size > UINT32_MAX)
 		parsed_size = 0;
+	if (next_chunk_seq(t, &b.seq, error_r) < 0)
+		return -1;
 	b.refcount = refs;
 	b.size = size;
 	b.chunks = (uint32_t)((size + BLOB_CHUNK_SIZE - 1) / BLOB_CHUNK_SIZE);
 	b.parsed_len = parsed != NULL ? (uint32_t)parsed_size : 0;
-	uint8_t key[STORE_BLOB_ID_LEN + 4];
+	uint8_t key[CHUNK_KEY_LEN];
 	const uint8_t *p = data;
 	for (uint32_t i = 0; i < b.chunks; i++) {
 		size_t off = (size_t)i * BLOB_CHUNK_SIZE;
 		size_t n = size - off < BLOB_CHUNK_SIZE ? size - off : BLOB_CHUNK_SIZE;
-		chunk_key(key, id, i);
-		if (db_put(t, DBI_CHUNKS, key, sizeof(key), p + off, n, 0, error_r) < 0)
+		chunk_key(key, b.seq, i);
+		if (db_put(t, DBI_CHUNKS, key, sizeof(key), p + off, n, MDB_APPEND, error_r) < 0)
 			return -1;
 	}
 	if (b.parsed_len > 0) {
-		chunk_key(key, id, CHUNK_PARSED);
-		if (db_put(t, DBI_CHUNKS, key, sizeof(key), parsed, b.parsed_len, 0, error_r) < 0)
+		chunk_key(key, b.seq, CHUNK_PARSED);
+		if (db_put(t, DBI_CHUNKS, key, sizeof(key), parsed, b.parsed_len, MDB_APPEND,
+			   error_r) < 0)
 			return -1;
 	}
 	return blob_save(t, id, &b, error_r);
@@ -290,14 +399,14 @@ int blob_unref(struct store_txn *t, const uint8_t id[STORE_BLOB_ID_LEN], const c
 		b.refcount--;
 		return blob_save(t, id, &b, error_r);
 	}
-	uint8_t key[STORE_BLOB_ID_LEN + 4];
+	uint8_t key[CHUNK_KEY_LEN];
 	for (uint32_t i = 0; i < b.chunks; i++) {
-		chunk_key(key, id, i);
+		chunk_key(key, b.seq, i);
 		if (db_del(t, DBI_CHUNKS, key, sizeof(key), error_r) < 0)
 			return -1;
 	}
 	if (b.parsed_len > 0) {
-		chunk_key(key, id, CHUNK_PARSED);
+		chunk_key(key, b.seq, CHUNK_PARSED);
 		if (db_del(t, DBI_CHUNKS, key, sizeof(key), error_r) < 0)
 			return -1;
 	}
@@ -333,12 +442,12 @@ int store_txn_blob_read(struct store_txn *t, const uint8_t blob[STORE_BLOB_ID_LE
 		return -1;
 	}
 	uint8_t *out = buf;
-	uint8_t key[STORE_BLOB_ID_LEN + 4];
+	uint8_t key[CHUNK_KEY_LEN];
 	while (len > 0) {
 		uint32_t idx = (uint32_t)(offset / BLOB_CHUNK_SIZE);
 		size_t in_chunk = (size_t)(offset % BLOB_CHUNK_SIZE);
 		MDB_val v;
-		chunk_key(key, blob, idx);
+		chunk_key(key, b.seq, idx);
 		ret = db_get(t, DBI_CHUNKS, key, sizeof(key), &v, error_r);
 		if (ret <= 0) {
 			if (ret == 0)
@@ -363,10 +472,14 @@ int store_txn_blob_read(struct store_txn *t, const uint8_t blob[STORE_BLOB_ID_LE
 int store_txn_blob_parsed(struct store_txn *t, const uint8_t blob[STORE_BLOB_ID_LEN],
 			  const void **data_r, size_t *len_r, const char **error_r)
 {
-	uint8_t key[STORE_BLOB_ID_LEN + 4];
+	struct blob_rec b;
+	int ret = blob_load(t, blob, &b, error_r);
+	if (ret <= 0 || b.parsed_len == 0)
+		return ret;
+	uint8_t key[CHUNK_KEY_LEN];
 	MDB_val v;
-	chunk_key(key, blob, CHUNK_PARSED);
-	int ret = db_get(t, DBI_CHUNKS, key, sizeof(key), &v, error_r);
+	chunk_key(key, b.seq, CHUNK_PARSED);
+	ret = db_get(t, DBI_CHUNKS, key, sizeof(key), &v, error_r);
 	if (ret <= 0)
 		return ret;
 	*data_r = v.mv_data;

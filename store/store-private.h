@@ -22,9 +22,10 @@ enum store_dbi {
 	DBI_MAILBOXES,     /* u32be id -> mailbox record */
 	DBI_MAILBOX_NAMES, /* u32be account id . name -> u32be mailbox id */
 	DBI_MESSAGES,      /* u32be mailbox id . u32be uid -> message record */
-	DBI_CHANGES,       /* u32be mailbox id . u64be modseq . u32be uid -> u8 kind */
-	DBI_BLOBS,         /* sha256 -> blob record (refcount, size, chunks, parse length) */
-	DBI_CHUNKS,        /* sha256 . u32be index -> bytes; index CHUNK_PARSED: the parse */
+	DBI_CHANGES,       /* u32be mailbox id . u64be modseq . u32be uid -> u8 kind
+			    * (flag changes and expunges; arrivals are not logged) */
+	DBI_BLOBS,         /* sha256 -> blob record (seq, refcount, size, chunks, parse length) */
+	DBI_CHUNKS,        /* u64be blob seq . u32be index -> bytes; CHUNK_PARSED: the parse */
 	DBI_QUEUE,         /* u64be id -> blob id . record */
 	DBI_COUNT
 };
@@ -116,7 +117,7 @@ int account_save(struct store_txn *t, const struct store_account *a, const char 
 int mailbox_load(struct store_txn *t, uint32_t id, struct store_mailbox *m, const char **error_r);
 int mailbox_save(struct store_txn *t, const struct store_mailbox *m, const char **error_r);
 void message_key(uint8_t key[8], uint32_t mailbox_id, uint32_t uid);
-#define MESSAGE_REC_LEN 80
+#define MESSAGE_REC_LEN 88
 void message_encode(const struct store_message *m, uint8_t out[MESSAGE_REC_LEN]);
 int message_decode(const void *data, size_t len, uint32_t uid, struct store_message *m);
 int message_save(struct store_txn *t, uint32_t mailbox_id, const struct store_message *m,

@@ -212,7 +212,8 @@ struct store_message {
 	uint32_t uid;
 	uint32_t flags;           /* MSG_* */
 	uint64_t keywords;        /* bit i: keyword i of the mailbox */
-	uint64_t modseq;
+	uint64_t modseq;          /* of the last change (RFC 7162) */
+	uint64_t append_modseq;   /* the modseq it arrived with */
 	int64_t internal_date;    /* unix time */
 	int64_t save_date;        /* when it was stored here (RFC 8514) */
 	uint64_t size;            /* RFC822.SIZE */
@@ -269,7 +270,10 @@ extern const char STORE_ERR_NO_MAILBOX[];
 extern const char STORE_ERR_EXISTS[];
 
 /* Change log (RFC 7162): calls fn for every change of the mailbox with
- * modseq > since, in modseq order. For CONDSTORE/QRESYNC and IDLE. */
+ * modseq > since, in modseq order. For CONDSTORE/QRESYNC and IDLE.
+ * Flag changes and expunges are logged; arrivals (CHANGE_NEW) are not, they
+ * come from the messages themselves (append_modseq), which keeps delivery
+ * to one page per mailbox. */
 enum store_change_kind { CHANGE_NEW = 1, CHANGE_FLAGS = 2, CHANGE_EXPUNGE = 3 };
 int store_txn_changes(struct store_txn *txn, uint32_t mailbox_id, uint64_t since,
 		      int (*fn)(uint64_t modseq, uint32_t uid, enum store_change_kind kind,

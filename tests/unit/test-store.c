@@ -468,6 +468,32 @@ START_TEST(test_flags_modseq_changes)
 	ck_assert_int_eq(l.kind[0], CHANGE_FLAGS);
 	ck_assert_uint_eq(l.modseq[1], 5);
 	ck_assert_uint_eq(l.uid[1], 1);
+	/* arrivals come in modseq order, merged with the logged changes */
+	l.n = 0;
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	ck_assert_int_eq(store_txn_changes(t, mbox, 0, change_fn, &l, &err), 0);
+	store_read_end(&t);
+	ck_assert_int_eq(l.n, 4);
+	ck_assert_int_eq(l.kind[0], CHANGE_NEW);
+	ck_assert_uint_eq(l.uid[0], 1);
+	ck_assert_uint_eq(l.modseq[0], 2);
+	ck_assert_int_eq(l.kind[1], CHANGE_NEW);
+	ck_assert_uint_eq(l.uid[1], 2);
+	ck_assert_uint_eq(l.modseq[1], 3);
+	ck_assert_int_eq(l.kind[2], CHANGE_FLAGS);
+	ck_assert_int_eq(l.kind[3], CHANGE_FLAGS);
+	/* an expunge is logged; the expunged arrival is gone */
+	uint32_t uid2 = 2;
+	struct expunge_ctx c = { .mailbox = mbox, .uids = &uid2, .n = 1 };
+	ck_assert_int_eq(store_write(st, expunge_fn, &c, &err), 0);
+	l.n = 0;
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	ck_assert_int_eq(store_txn_changes(t, mbox, 2, change_fn, &l, &err), 0);
+	store_read_end(&t);
+	ck_assert_int_eq(l.n, 3);
+	ck_assert_int_eq(l.kind[2], CHANGE_EXPUNGE);
+	ck_assert_uint_eq(l.uid[2], 2);
+	ck_assert_uint_eq(l.modseq[2], 6);
 	free(msg);
 }
 END_TEST

@@ -1,0 +1,225 @@
+/* bench/store: deliveries per second of 10 KB messages into the store, with
+ * batches of 1, 8 and 64 messages per transaction (group commit) and 1 or 20
+ * recipients per message, beside the raw LMDB rate (one put of the same 10
+ * KB + commit per batch) measured on the same disk in the same run.
+ *
+ * This file includes <lmdb.h> for the raw peer figure only; congvu code
+ * reaches LMDB through store/.
+ *
+ * usage: bench-store [DIR] [SECONDS-PER-CASE] */
+#include "config.h"
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "xalloc.h"
+
+#define MSG_SIZE 10240
+#define ACCOUNTS 200
+
+static double raw_written_per_msg;
+
+/* Bytes this process has written with write(2) and friends so far. */
+static double written(void)
+{
+	FILE *f = fopen("/proc/self/io", "r");
+	char line[128];
+	double v = 0;
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "wchar:", 6) == 0)
+			v = atof(line + 6);
+	if (f != NULL)
+		fclose(f);
+	return v;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A unique 10 KB message: a numbered header over a fixed body, so that the
+ * generator costs next to nothing beside what is measured. */
+static void make_message(char *m, unsigned long seq)
+{
+	static char body[MSG_SIZE];
+	if (body[0] == '\0')
+		for (size_t i = 0; i < MSG_SIZE; i++)
+			body[i] = (i % 78 == 77) ? '\n' : (char)('a' + i % 26);
+	int n = snprintf(m, MSG_SIZE, "Message-ID: <%lu@bench>\r\nSubject: bench %lu\r\n\r\n", seq,
+			 seq);
+	memcpy(m + n, body, MSG_SIZE - (size_t)n);
+}
+
+static void rm_rf(const char *path)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", path);
+}
+
+/* Raw LMDB: batch puts of a 10 KB value, one commit per batch. */
+static double raw_lmdb(const char *base, int batch, double seconds)
+{
+	char dir[512];
+	snprintf(dir, sizeof(dir), "%s/raw", base);
+	rm_rf(dir);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", dir);
+	if (system(cmd) != 0)
+		exit(1);
+	MDB_env *env;
+	MDB_dbi dbi;
+	MDB_txn *txn;
+	mdb_env_create(&env);
+	mdb_env_set_mapsize(env, 8ULL << 30);
+	if (mdb_env_open(env, dir, MDB_NOTLS, 0640) != 0) {
+		fprintf(stderr, "raw: cannot open %s\n", dir);
+		exit(1);
+	}
+	mdb_txn_begin(env, NULL, 0, &txn);
+	mdb_dbi_open(txn, NULL, 0, &dbi);
+	mdb_txn_commit(txn);
+	char *msg = xmalloc(MSG_SIZE);
+	unsigned long seq = 0;
+	double w0 = written();
+	double start = now(), end = start + seconds;
+	while (now() < end) {
+		mdb_txn_begin(env, NULL, 0, &txn);
+		for (int i = 0; i < batch; i++) {
+			uint64_t key = __builtin_bswap64(++seq);
+			make_message(msg, seq);
+			MDB_val k = { 8, &key }, v = { MSG_SIZE, msg };
+			if (mdb_put(txn, dbi, &k, &v, 0) != 0) {
+				fprintf(stderr, "raw: put failed\n");
+				exit(1);
+			}
+		}
+		if (mdb_txn_commit(txn) != 0) {
+			fprintf(stderr, "raw: commit failed\n");
+			exit(1);
+		}
+	}
+	double rate = (double)seq / (now() - start);
+	raw_written_per_msg = (written() - w0) / (double)seq;
+	free(msg);
+	mdb_env_close(env);
+	rm_rf(dir);
+	return rate;
+}
+
+struct result {
+	double rate;          /* messages per second */
+	double bytes_per_msg; /* data file bytes per stored message (recipient copy) */
+	double written_per_msg; /* bytes written to the disk per message */
+};
+
+static struct result congvu(const char *base, int batch, int rcpts, double seconds)
+{
+	char dir[512];
+	snprintf(dir, sizeof(dir), "%s/congvu", base);
+	rm_rf(dir);
+	struct store_options o = { .map_size = 1ULL << 30, .create = true };
+	struct store *st;
+	const char *err;
+	if (store_open(dir, &o, &st, &err) < 0) {
+		fprintf(stderr, "store: %s\n", err);
+		exit(1);
+	}
+	static char addrs[ACCOUNTS][64];
+	for (int i = 0; i < ACCOUNTS; i++) {
+		snprintf(addrs[i], sizeof(addrs[i]), "user%d@lamdong.gov.vn", i);
+		if (store_account_add(st, addrs[i], ACCOUNT_PERSONAL, 4ULL << 30, "$y$x", &err) < 0) {
+			fprintf(stderr, "account: %s\n", err);
+			exit(1);
+		}
+	}
+	struct store_delivery *d = xcalloc((size_t)batch, sizeof(*d));
+	struct store_rcpt *r = xcalloc((size_t)batch * (size_t)rcpts, sizeof(*r));
+	char *msgs = xmalloc((size_t)batch * MSG_SIZE);
+	unsigned long seq = 0, next_rcpt = 0, delivered = 0;
+	double w0 = written();
+	double start = now(), end = start + seconds;
+	while (now() < end) {
+		for (int i = 0; i < batch; i++) {
+			make_message(msgs + (size_t)i * MSG_SIZE, ++seq);
+			d[i].data = msgs + (size_t)i * MSG_SIZE;
+			d[i].size = MSG_SIZE;
+			d[i].rcpts = r + (size_t)i * (size_t)rcpts;
+			d[i].n_rcpts = (size_t)rcpts;
+			for (int j = 0; j < rcpts; j++) {
+				memset(&d[i].rcpts[j], 0, sizeof(struct store_rcpt));
+				d[i].rcpts[j].address = addrs[next_rcpt++ % ACCOUNTS];
+			}
+		}
+		if (store_deliver(st, d, (size_t)batch, &err) < 0) {
+			fprintf(stderr, "deliver: %s\n", err);
+			exit(1);
+		}
+		for (int i = 0; i < batch * rcpts; i++)
+			if (r[i].status != RCPT_OK) {
+				fprintf(stderr, "deliver: recipient status %d\n", r[i].status);
+				exit(1);
+			}
+		delivered += (unsigned long)batch;
+	}
+	struct result res;
+	res.rate = (double)delivered / (now() - start);
+	res.written_per_msg = (written() - w0) / (double)delivered;
+	struct store_stats s;
+	store_stats(st, &s, &err);
+	res.bytes_per_msg = (double)(s.pages_used * s.page_size) / (double)s.messages;
+	free(d);
+	free(r);
+	free(msgs);
+	store_close(&st);
+	rm_rf(dir);
+	return res;
+}
+
+int main(int argc, char **argv)
+{
+	char tmpl[] = "/var/tmp/congvu-bench-store.XXXXXX";
+	bool own_dir = argc <= 1 || argv[1][0] == '\0';
+	const char *base = own_dir ? mkdtemp(tmpl) : argv[1];
+	double seconds = argc > 2 ? atof(argv[2]) : 3.0;
+	if (base == NULL || seconds <= 0) {
+		fprintf(stderr, "usage: bench-store [DIR] [SECONDS]\n");
+		return 2;
+	}
+	printf("bench/store: durable deliveries of %d-byte messages (fsync on commit), %s\n",
+	       MSG_SIZE, base);
+	printf("%-6s %-6s %13s %14s %15s %6s %12s %13s %13s\n", "batch", "rcpts", "congvu msg/s",
+	       "congvu rcpt/s", "raw LMDB put/s", "ratio", "disk B/copy", "written B/msg",
+	       "raw written/msg");
+	static const int batches[] = { 1, 8, 64 };
+	static const int rcpts[] = { 1, 20 };
+	int failed_target = 0;
+	for (size_t b = 0; b < 3; b++) {
+		double raw = raw_lmdb(base, batches[b], seconds);
+		for (size_t r = 0; r < 2; r++) {
+			struct result c = congvu(base, batches[b], rcpts[r], seconds);
+			double ratio = c.rate / raw;
+			printf("%-6d %-6d %13.0f %14.0f %15.0f %5.0f%% %12.0f %13.0f %13.0f\n",
+			       batches[b], rcpts[r], c.rate, c.rate * rcpts[r], raw, ratio * 100,
+			       c.bytes_per_msg, c.written_per_msg, raw_written_per_msg);
+			if (rcpts[r] == 1 && batches[b] > 1 && ratio < 0.5)
+				failed_target = 1;
+		}
+	}
+	printf("target: with batching (batch > 1, 1 recipient) at least 50%% of the raw LMDB "
+	       "rate: %s\n",
+	       failed_target ? "MISSED" : "met");
+	if (own_dir)
+		rm_rf(base);
+	return 0;
+}
