@@ -1,1 +1,1 @@
-# doc/: (to come)
+# doc/: design notes

@@ -694,11 +694,51 @@ static const char *type_name(enum setting_type t)
 	return names[t];
 }
 
+/* Prints s with the configured LOCALSTATEDIR shown as $(localstatedir), so
+ * the generated pages do not depend on the build's prefix; with pipes, '|'
+ * escaped for a markdown table. */
+static void put_symbolic(FILE *out, const char *s, bool pipes)
+{
+	size_t n = strlen(LOCALSTATEDIR);
+	while (*s) {
+		if (n > 0 && strncmp(s, LOCALSTATEDIR, n) == 0) {
+			fputs("$(localstatedir)", out);
+			s += n;
+		} else {
+			if (pipes && *s == '|')
+				fputc('\\', out);
+			fputc(*s++, out);
+		}
+	}
+}
+
 void settings_reference(FILE *out)
 {
 	fprintf(out, "| key | type | default | meaning |\n|---|---|---|---|\n");
-	for (int i = 0; i < SETTING_COUNT; i++)
-		fprintf(out, "| %s.%s | %s%s%s | `%s` | %s |\n", defs[i].section, defs[i].key,
-			type_name(defs[i].type), defs[i].check[0] ? " " : "", defs[i].check,
-			defs[i].def, defs[i].help);
+	for (int i = 0; i < SETTING_COUNT; i++) {
+		fprintf(out, "| %s.%s | %s%s", defs[i].section, defs[i].key, type_name(defs[i].type),
+			defs[i].check[0] ? " " : "");
+		put_symbolic(out, defs[i].check, true);
+		fputs(" | `", out);
+		put_symbolic(out, defs[i].def, true);
+		fputs("` | ", out);
+		put_symbolic(out, defs[i].help, true);
+		fputs(" |\n", out);
+	}
+}
+
+void settings_sample(FILE *out)
+{
+	const char *section = "";
+	fprintf(out, "# congvu.conf: every setting at its built-in default.\n"
+		     "# Sizes take K/M/G/T (powers of 1024); durations s/m/h/d/w.\n");
+	for (int i = 0; i < SETTING_COUNT; i++) {
+		if (strcmp(section, defs[i].section) != 0) {
+			section = defs[i].section;
+			fprintf(out, "\n[%s]\n", section);
+		}
+		fprintf(out, "# %s\n#%s = ", defs[i].help, defs[i].key);
+		put_symbolic(out, defs[i].def, false);
+		fputc('\n', out);
+	}
 }

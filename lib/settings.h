@@ -64,6 +64,9 @@ void settings_list_free(char ***list);
 void settings_dump(const struct settings *set, FILE *out);
 /* Writes the reference page (markdown table) of every setting. */
 void settings_reference(FILE *out);
+/* Writes a sample configuration file: every setting commented out at its
+ * default, under its help text. */
+void settings_sample(FILE *out);
 
 /* Parsers shared with other modules; 0 on success, -1 on a bad value. */
 int parse_size(const char *s, uint64_t *bytes_r);

@@ -244,6 +244,8 @@ START_TEST(test_dump_and_reference)
 	settings_reference(f);
 	fclose(f);
 	ck_assert(strstr(buf, "| smtpd.max_message_size | size 1K..2G | `50M` |") != NULL);
+	ck_assert(strstr(buf, "| choice temporary\\|permanent |") != NULL);
+	ck_assert(strstr(buf, "`$(localstatedir)/lib/congvu`") != NULL);
 	free(buf);
 	settings_free(&set);
 }
