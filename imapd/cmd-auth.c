@@ -1,0 +1,337 @@
+/* Commands of any state and of the not-authenticated state: CAPABILITY,
+ * NOOP, LOGOUT, ID, STARTTLS, LOGIN, AUTHENTICATE (RFC 9051 6.1, 6.2;
+ * SASL-IR RFC 4959), ENABLE (RFC 5161), NAMESPACE (RFC 2342). */
+#include "config.h"
+#include "conn.h"
+#include "imap-pool.h"
+#include "imap-session.h"
+#include "ioloop.h"
+#include "log.h"
+#include "password.h"
+#include "sasl.h"
+#include "settings.h"
+#include "xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum cmd_result cmd_capability(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	str_appends(&s->out, "* CAPABILITY ");
+	session_capabilities(s, &s->out);
+	str_appends(&s->out, "\r\n");
+	return cmd_ok(cmd, "Capability completed");
+}
+
+enum cmd_result cmd_noop(struct imap_cmd *cmd)
+{
+	return cmd_ok(cmd, "NOOP completed");
+}
+
+enum cmd_result cmd_check(struct imap_cmd *cmd)
+{
+	return cmd_ok(cmd, "CHECK completed");
+}
+
+enum cmd_result cmd_logout(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	str_appends(&s->out, "* BYE Logging out\r\n");
+	cmd_ok(cmd, "Logout completed");
+	str_append(&s->out, s->tagged.s, s->tagged.len);
+	str_truncate(&s->tagged, 0);
+	s->state = IMAP_LOGOUT;
+	session_close(s, "logout");
+	return CMD_DONE;
+}
+
+enum cmd_result cmd_id(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	if (cmd->n_args != 1 || (cmd->args[0].type != IMAP_ARG_LIST && !imap_arg_is_nil(&cmd->args[0])))
+		return cmd_bad(cmd, "ID expects a parameter list or NIL");
+	str_appends(&s->out, "* ID (\"name\" \"congvu\" \"version\" \"" PACKAGE_VERSION "\")\r\n");
+	return cmd_ok(cmd, "ID completed");
+}
+
+enum cmd_result cmd_namespace(struct imap_cmd *cmd)
+{
+	str_appends(&cmd->s->out, "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+	return cmd_ok(cmd, "NAMESPACE completed");
+}
+
+enum cmd_result cmd_enable(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	if (cmd->n_args == 0)
+		return cmd_bad(cmd, "ENABLE needs capabilities");
+	struct str en = STR_INIT;
+	for (size_t i = 0; i < cmd->n_args; i++) {
+		const struct imap_arg *a = &cmd->args[i];
+		if (a->type != IMAP_ARG_ATOM) {
+			str_free(&en);
+			return cmd_bad(cmd, "Invalid capability");
+		}
+		unsigned bit = 0;
+		if (strcasecmp(a->str, "CONDSTORE") == 0)
+			bit = ENABLED_CONDSTORE;
+		else if (strcasecmp(a->str, "QRESYNC") == 0)
+			bit = ENABLED_QRESYNC | ENABLED_CONDSTORE;
+		else if (strcasecmp(a->str, "UTF8=ACCEPT") == 0)
+			bit = ENABLED_UTF8;
+		else if (strcasecmp(a->str, "IMAP4rev2") == 0)
+			bit = ENABLED_REV2 | ENABLED_UTF8;
+		if (bit == 0 || (s->enabled & bit) == bit)
+			continue; /* unknown or already enabled: not listed (RFC 5161 3.1) */
+		s->enabled |= bit;
+		str_appendc(&en, ' ');
+		str_appends(&en, a->str);
+	}
+	/* RFC 7162 3.1: CONDSTORE enabled while selected starts now */
+	str_appends(&s->out, "* ENABLED");
+	if (en.len)
+		str_append(&s->out, en.s, en.len);
+	str_appends(&s->out, "\r\n");
+	str_free(&en);
+	return cmd_ok(cmd, "ENABLE completed");
+}
+
+enum cmd_result cmd_starttls(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	if (s->d->tls == NULL)
+		return cmd_no(cmd, "TLS is not configured");
+	if (conn_tls_active(s->conn))
+		return cmd_bad(cmd, "TLS is already active");
+	cmd_ok(cmd, "Begin TLS negotiation now");
+	/* The reply goes out in clear before the handshake; any pipelined
+	 * input is discarded (RFC 9051 6.2.1, command injection). */
+	str_append(&s->out, s->tagged.s, s->tagged.len);
+	str_truncate(&s->tagged, 0);
+	session_flush(s);
+	size_t discarded = 0;
+	const char *err;
+	if (conn_starttls(s->conn, s->d->tls, &discarded, &err) < 0) {
+		session_close(s, err);
+		return CMD_DONE;
+	}
+	if (discarded > 0)
+		log_info("session=%u ip=%s event=starttls_discard bytes=%zu", s->id, s->ip, discarded);
+	return CMD_DONE;
+}
+
+/* ---- failed logins, per client IP (in this worker) ---- */
+
+#define FAIL_SLOTS 1024
+#define FAIL_FORGET_MS (15 * 60 * 1000)
+
+static struct {
+	uint64_t ip_hash;
+	unsigned fails;
+	uint64_t last_ms;
+} fail_table[FAIL_SLOTS];
+
+static unsigned fail_count(struct imap_session *s)
+{
+	unsigned slot = (unsigned)(s->ip_hash % FAIL_SLOTS);
+	uint64_t now = ioloop_now_ms(s->d->loop);
+	if (fail_table[slot].ip_hash != s->ip_hash || now - fail_table[slot].last_ms > FAIL_FORGET_MS)
+		return 0;
+	return fail_table[slot].fails;
+}
+
+static void fail_note(struct imap_session *s, bool failed)
+{
+	unsigned slot = (unsigned)(s->ip_hash % FAIL_SLOTS);
+	if (!failed) {
+		if (fail_table[slot].ip_hash == s->ip_hash)
+			fail_table[slot].fails = 0;
+		return;
+	}
+	unsigned prev = fail_count(s);
+	fail_table[slot].ip_hash = s->ip_hash;
+	fail_table[slot].fails = prev + 1;
+	fail_table[slot].last_ms = ioloop_now_ms(s->d->loop);
+}
+
+static void delayed_reply(void *ctx)
+{
+	struct imap_cmd *cmd = ctx;
+	struct imap_session *s = cmd->s;
+	timeout_remove(&s->timer);
+	session_cmd_done(cmd);
+}
+
+/* Logs the user in when the password matches. Returns the command result. */
+static enum cmd_result do_login(struct imap_cmd *cmd, const char *user, const char *password)
+{
+	struct imap_session *s = cmd->s;
+	char addr[ADDRESS_MAX_LEN + 1];
+	const char *err;
+	char buf[128];
+	struct store_account *acct = xmalloc(sizeof(*acct));
+	int ret = -1;
+	bool ok = false;
+	const char *login = user;
+	char *with_domain = NULL;
+	if (strchr(user, '@') == NULL) {
+		/* a bare local part: the first local domain */
+		char **doms = settings_list(s->d->set, S_GLOBAL_DOMAINS, NULL);
+		if (doms != NULL && doms[0] != NULL) {
+			size_t l = strlen(user) + strlen(doms[0]) + 2;
+			with_domain = xmalloc(l);
+			snprintf(with_domain, l, "%s@%s", user, doms[0]);
+			login = with_domain;
+		}
+		settings_list_free(&doms);
+	}
+	if (strlen(password) <= PASSWORD_MAX_LEN && address_normalize(login, addr, &err) == 0) {
+		ret = store_account_get(s->d->store, addr, acct, &err);
+		if (ret < 0)
+			log_err("session=%u error=\"store: %s\"", s->id, err);
+		else if (ret == 1 && acct->password_hash[0] != '\0' &&
+			 password_verify(password, acct->password_hash))
+			ok = true;
+	}
+	free(with_domain);
+	if (ret < 0) {
+		free(acct);
+		return cmd_no(cmd, "[UNAVAILABLE] Temporary failure, try again later");
+	}
+	fail_note(s, !ok);
+	if (!ok) {
+		free(acct);
+		log_info("session=%u ip=%s event=login_failed user=\"%s\" fails=%u", s->id, s->ip,
+			 log_sanitize(buf, sizeof(buf), user, strlen(user)), fail_count(s));
+		cmd_no(cmd, "[AUTHENTICATIONFAILED] Authentication failed");
+		unsigned fails = fail_count(s);
+		uint64_t base = settings_num(s->d->set, S_IMAPD_AUTH_FAIL_DELAY) * 1000;
+		if (base == 0 || fails == 0)
+			return CMD_DONE;
+		unsigned shift = fails - 1 > 3 ? 3 : fails - 1;
+		conn_input_pause(s->conn, true);
+		s->timer = timeout_add(s->d->loop, base << shift, delayed_reply, cmd);
+		return CMD_WAIT;
+	}
+	s->account_id = acct->id;
+	memcpy(s->user, acct->address, sizeof(s->user));
+	free(acct);
+	s->state = IMAP_AUTH;
+	conn_set_timeout(s->conn, s->d->idle_timeout_ms);
+	imap_reader_set_max_literal(s->reader, s->d->appendlimit);
+	log_info("session=%u ip=%s event=login user=%s tls=%s", s->id, s->ip, s->user,
+		 conn_tls_active(s->conn) ? "yes" : "no");
+	struct str caps = STR_INIT;
+	session_capabilities(s, &caps);
+	cmd_ok(cmd, "[CAPABILITY %s] Logged in", caps.s);
+	str_free(&caps);
+	return CMD_DONE;
+}
+
+enum cmd_result cmd_login(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	if (!session_login_allowed(s))
+		return cmd_no(cmd, "[PRIVACYREQUIRED] Use STARTTLS first (LOGINDISABLED)");
+	if (cmd->n_args != 2)
+		return cmd_bad(cmd, "LOGIN expects user name and password");
+	const char *user = imap_arg_astring(&cmd->args[0]);
+	const char *pass = imap_arg_astring(&cmd->args[1]);
+	if (user == NULL || pass == NULL)
+		return cmd_bad(cmd, "Invalid user name or password");
+	return do_login(cmd, user, pass);
+}
+
+struct auth_state {
+	struct sasl_server *sasl;
+};
+
+static void auth_cleanup(struct imap_cmd *cmd)
+{
+	struct auth_state *st = cmd->state;
+	sasl_server_free(&st->sasl);
+}
+
+static void auth_finish(struct imap_cmd *cmd, int ret, const char *challenge, const char *err)
+{
+	struct imap_session *s = cmd->s;
+	struct auth_state *st = cmd->state;
+	if (ret == 0) {
+		str_printf(&s->out, "+ %s\r\n", challenge);
+		session_flush(s);
+		return;
+	}
+	session_read_commands(s);
+	if (ret < 0) {
+		sasl_server_free(&st->sasl);
+		if (strcmp(err, "cancelled") == 0)
+			cmd_bad(cmd, "Authentication cancelled");
+		else
+			cmd_bad(cmd, "Invalid SASL response: %s", err);
+		session_cmd_done(cmd);
+		return;
+	}
+	const struct sasl_creds *c = sasl_server_creds(st->sasl);
+	enum cmd_result res;
+	if (c->authzid[0] != '\0' && strcasecmp(c->authzid, c->authcid) != 0) {
+		res = cmd_no(cmd, "[AUTHORIZATIONFAILED] Acting as another user is not allowed");
+	} else {
+		res = do_login(cmd, c->authcid, c->password);
+	}
+	sasl_server_free(&st->sasl);
+	if (res == CMD_DONE)
+		session_cmd_done(cmd);
+}
+
+static void auth_line(struct imap_cmd *cmd, const char *line, size_t len)
+{
+	struct auth_state *st = cmd->state;
+	const char *challenge = NULL, *err = "too long";
+	int ret = line == NULL ? -1 : sasl_server_input(st->sasl, line, len, &challenge, &err);
+	auth_finish(cmd, ret, challenge, err);
+}
+
+enum cmd_result cmd_authenticate(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	if (cmd->n_args < 1 || cmd->n_args > 2 || cmd->args[0].type != IMAP_ARG_ATOM)
+		return cmd_bad(cmd, "AUTHENTICATE expects a mechanism");
+	enum sasl_mech mech;
+	if (sasl_mech_parse(cmd->args[0].str, &mech) < 0)
+		return cmd_no(cmd, "Unsupported authentication mechanism");
+	if (!session_login_allowed(s))
+		return cmd_no(cmd, "[PRIVACYREQUIRED] Use STARTTLS first");
+	const char *initial = NULL;
+	size_t initial_len = 0;
+	if (cmd->n_args == 2) {
+		if (cmd->args[1].type != IMAP_ARG_ATOM)
+			return cmd_bad(cmd, "Invalid initial response");
+		initial = cmd->args[1].str;
+		initial_len = cmd->args[1].len;
+	}
+	struct auth_state *st = p_malloc(cmd->pool, sizeof(*st));
+	cmd->state = st;
+	cmd->cleanup = auth_cleanup;
+	st->sasl = sasl_server_new(mech);
+	const char *challenge = NULL, *err = NULL;
+	int ret = sasl_server_start(st->sasl, initial, initial_len, &challenge, &err);
+	if (ret == 0) {
+		session_read_lines(s, auth_line);
+		auth_finish(cmd, ret, challenge, err);
+		return CMD_WAIT;
+	}
+	if (ret < 0) {
+		sasl_server_free(&st->sasl);
+		return cmd_bad(cmd, "Invalid SASL response: %s", err);
+	}
+	const struct sasl_creds *c = sasl_server_creds(st->sasl);
+	enum cmd_result res;
+	if (c->authzid[0] != '\0' && strcasecmp(c->authzid, c->authcid) != 0)
+		res = cmd_no(cmd, "[AUTHORIZATIONFAILED] Acting as another user is not allowed");
+	else
+		res = do_login(cmd, c->authcid, c->password);
+	sasl_server_free(&st->sasl);
+	return res;
+}

@@ -1,0 +1,381 @@
+/* congvu-imapd: the master binds the IMAP (STARTTLS) and IMAPS listeners
+ * and loads the certificate, then forks session workers (one per core by
+ * default), each an event loop accepting on the shared listening sockets.
+ * Workers open the store after fork and drop privileges when started as
+ * root. SIGTERM: workers say BYE to every session and exit; SIGHUP: the
+ * certificate is reloaded without dropping connections. */
+#include "config.h"
+#include "imap-session.h"
+#include "ioloop.h"
+#include "listen.h"
+#include "log.h"
+#include "net.h"
+#include "privsep.h"
+#include "settings.h"
+#include "store/store.h"
+#include "tls.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { TAG_IMAP = 0, TAG_IMAPS = 1 };
+
+static struct settings *set;
+static struct listen_fd *listeners;
+static size_t n_listeners;
+static const char *conf_path;
+static char **overrides;
+static int n_overrides;
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: congvu-imapd [-c FILE] [-o SECTION.KEY=VALUE]... [-n]\n");
+	exit(2);
+}
+
+static struct tls_ctx *load_tls(bool required)
+{
+	const char *cert = settings_str(set, S_TLS_CERT), *key = settings_str(set, S_TLS_KEY);
+	if (cert[0] == '\0') {
+		if (required)
+			fatal("imapd.imaps_listen needs tls.cert and tls.key");
+		return NULL;
+	}
+	struct tls_ctx *tls;
+	char *err;
+	if (tls_ctx_server_new(cert, key[0] ? key : cert, settings_str(set, S_TLS_MIN_VERSION), &tls,
+			       &err) < 0)
+		fatal("%s", err);
+	return tls;
+}
+
+/* ---- worker ---- */
+
+struct worker {
+	struct imapd d;
+	struct io **ios;
+	struct io *notify_io;
+	struct timeout *poll_timer;
+	uint64_t last_counter;
+	bool stopping;
+	struct timeout *stop_timer;
+};
+
+static struct worker *W;
+
+static void accept_cb(void *ctx, unsigned revents)
+{
+	struct listen_fd *l = ctx;
+	(void)revents;
+	for (int i = 0; i < 64 && !W->stopping; i++) {
+		int fd;
+		struct net_addr peer;
+		const char *err;
+		int ret = listen_accept(l->fd, &fd, &peer, &err);
+		if (ret == 0)
+			return;
+		if (ret < 0) {
+			log_warn("event=accept_failed listener=%s error=\"%s\"", l->name, err);
+			return;
+		}
+		session_create(&W->d, fd, &peer, l->tag == TAG_IMAPS);
+	}
+}
+
+static void notify_cb(void *ctx, unsigned revents)
+{
+	struct worker *w = ctx;
+	(void)revents;
+	store_notify_drain(w->d.store);
+	if (w->d.idlers != NULL)
+		imapd_wake_idlers(&w->d);
+}
+
+/* Without inotify, or as a safety net: look at the change counter. */
+static void poll_cb(void *ctx)
+{
+	struct worker *w = ctx;
+	timeout_reset(w->poll_timer, w->notify_io ? 5000 : 500);
+	if (w->d.idlers == NULL)
+		return;
+	uint64_t counter;
+	const char *err;
+	if (store_change_counter(w->d.store, &counter, &err) == 0 && counter != w->last_counter) {
+		w->last_counter = counter;
+		imapd_wake_idlers(&w->d);
+	}
+}
+
+static void stop_now(void *ctx)
+{
+	struct worker *w = ctx;
+	ioloop_stop(w->d.loop);
+}
+
+static void worker_signal(void *ctx, int signo)
+{
+	struct worker *w = ctx;
+	if (signo == SIGHUP) {
+		if (w->d.tls != NULL) {
+			char *err;
+			const char *cert = settings_str(set, S_TLS_CERT), *key = settings_str(set, S_TLS_KEY);
+			if (tls_ctx_reload(w->d.tls, cert, key[0] ? key : cert,
+					   settings_str(set, S_TLS_MIN_VERSION), &err) < 0) {
+				log_err("event=reload_failed error=\"%s\"", err);
+				free(err);
+			} else {
+				log_info("event=reload certificate=%s", cert);
+			}
+		}
+		return;
+	}
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	w->d.shutting_down = true;
+	for (size_t i = 0; i < n_listeners; i++)
+		io_remove(&w->ios[i]);
+	session_close_all(&w->d, "* BYE Server shutting down\r\n");
+	/* give the BYEs a moment to leave */
+	w->stop_timer = timeout_add(w->d.loop, 200, stop_now, w);
+}
+
+static int worker_main(struct tls_ctx *tls, struct net_list *trusted)
+{
+	struct worker w;
+	memset(&w, 0, sizeof(w));
+	W = &w;
+	w.d.loop = ioloop_create();
+	w.d.set = set;
+	w.d.tls = tls;
+	w.d.trusted = trusted;
+	w.d.appendlimit = settings_num(set, S_IMAPD_APPEND_LIMIT);
+	w.d.limits.max_line = (size_t)settings_num(set, S_IMAPD_MAX_LINE);
+	w.d.limits.max_literal = w.d.appendlimit;
+	w.d.limits.max_small_literal = w.d.limits.max_line;
+	w.d.limits.max_command = w.d.appendlimit + 4 * w.d.limits.max_line;
+	w.d.limits.max_depth = 32;
+	w.d.limits.max_args = 10000;
+	w.d.idle_timeout_ms = (unsigned)settings_num(set, S_IMAPD_IDLE_TIMEOUT) * 1000;
+	w.d.login_timeout_ms = (unsigned)settings_num(set, S_IMAPD_LOGIN_TIMEOUT) * 1000;
+	w.d.max_bad = 20;
+	w.d.max_connections = (unsigned)settings_num(set, S_IMAPD_MAX_CONNECTIONS);
+
+	struct store_options opts = { .map_size = settings_num(set, S_GLOBAL_STORE_MAP_SIZE),
+				      .create = true };
+	const char *err;
+	if (store_open(settings_str(set, S_GLOBAL_DATA_DIR), &opts, &w.d.store, &err) < 0) {
+		log_err("event=store_open_failed data_dir=%s error=\"%s\"",
+			settings_str(set, S_GLOBAL_DATA_DIR), err);
+		return 1;
+	}
+	if (privsep_is_root()) {
+		char *perr;
+		uid_t uid;
+		gid_t gid;
+		const char *user = settings_str(set, S_GLOBAL_USER);
+		if (privsep_lookup(user, &uid, &gid, &perr) < 0) {
+			log_warn("event=privsep error=\"%s\" note=\"workers keep running as root\"", perr);
+			free(perr);
+		} else if (privsep_drop(user, &perr) < 0) {
+			log_err("event=privsep error=\"%s\"", perr);
+			free(perr);
+			return 1;
+		}
+	}
+	w.ios = xcalloc(n_listeners ? n_listeners : 1, sizeof(*w.ios));
+	for (size_t i = 0; i < n_listeners; i++)
+		w.ios[i] = io_add(w.d.loop, listeners[i].fd, IO_READ, accept_cb, &listeners[i]);
+	int nfd = store_notify_fd(w.d.store);
+	if (nfd >= 0)
+		w.notify_io = io_add(w.d.loop, nfd, IO_READ, notify_cb, &w);
+	w.poll_timer = timeout_add(w.d.loop, 500, poll_cb, &w);
+	if (ioloop_signal_add(w.d.loop, SIGTERM, worker_signal, &w, &err) < 0 ||
+	    ioloop_signal_add(w.d.loop, SIGINT, worker_signal, &w, &err) < 0 ||
+	    ioloop_signal_add(w.d.loop, SIGHUP, worker_signal, &w, &err) < 0) {
+		log_err("event=signal error=\"%s\"", err);
+		return 1;
+	}
+	ioloop_run(w.d.loop);
+	session_close_all(&w.d, NULL);
+	for (size_t i = 0; i < n_listeners; i++)
+		io_remove(&w.ios[i]);
+	free(w.ios);
+	io_remove(&w.notify_io);
+	timeout_remove(&w.poll_timer);
+	timeout_remove(&w.stop_timer);
+	ioloop_signal_remove(w.d.loop, SIGTERM);
+	ioloop_signal_remove(w.d.loop, SIGINT);
+	ioloop_signal_remove(w.d.loop, SIGHUP);
+	store_close(&w.d.store);
+	ioloop_destroy(&w.d.loop);
+	return 0;
+}
+
+/* ---- master ---- */
+
+static pid_t *children;
+static unsigned n_children;
+static bool master_stopping;
+static struct tls_ctx *master_tls;
+static struct net_list *master_trusted;
+
+static pid_t spawn_worker(void)
+{
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_err("event=fork_failed error=\"%s\"", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		ioloop_signals_reset();
+		int ret = worker_main(master_tls, master_trusted);
+		_exit(ret);
+	}
+	return pid;
+}
+
+static void master_signal(void *ctx, int signo)
+{
+	struct ioloop *loop = ctx;
+	if (signo == SIGCHLD) {
+		int status;
+		pid_t pid;
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			for (unsigned i = 0; i < n_children; i++) {
+				if (children[i] != pid)
+					continue;
+				children[i] = 0;
+				if (!master_stopping) {
+					log_err("event=worker_died pid=%d status=%d", (int)pid, status);
+					sleep(1); /* no fork storm when workers die at once */
+					children[i] = spawn_worker();
+				}
+			}
+		}
+		if (master_stopping) {
+			bool any = false;
+			for (unsigned i = 0; i < n_children; i++)
+				any |= children[i] > 0;
+			if (!any)
+				ioloop_stop(loop);
+		}
+		return;
+	}
+	if (signo == SIGHUP) {
+		log_info("event=reload");
+		for (unsigned i = 0; i < n_children; i++)
+			if (children[i] > 0)
+				kill(children[i], SIGHUP);
+		return;
+	}
+	if (master_stopping)
+		return;
+	master_stopping = true;
+	log_info("event=shutdown signal=%d", signo);
+	bool any = false;
+	for (unsigned i = 0; i < n_children; i++) {
+		if (children[i] > 0) {
+			kill(children[i], SIGTERM);
+			any = true;
+		}
+	}
+	if (!any)
+		ioloop_stop(loop);
+}
+
+int main(int argc, char **argv)
+{
+	bool dump = false;
+	int opt;
+	overrides = xcalloc((size_t)argc + 1, sizeof(char *));
+	while ((opt = getopt(argc, argv, "c:o:n")) != -1) {
+		switch (opt) {
+		case 'c':
+			conf_path = optarg;
+			break;
+		case 'o':
+			overrides[n_overrides++] = optarg;
+			break;
+		case 'n':
+			dump = true;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	char *err;
+	set = settings_from_cli(conf_path, overrides, n_overrides, &err);
+	if (set == NULL) {
+		fprintf(stderr, "congvu-imapd: fatal: %s\n", err);
+		return 1;
+	}
+	if (dump) {
+		settings_dump(set, stdout);
+		return 0;
+	}
+	log_init("congvu-imapd", strcmp(settings_str(set, S_GLOBAL_LOG), "syslog") == 0);
+	signal(SIGPIPE, SIG_IGN);
+
+	const char *imap_list = settings_str(set, S_IMAPD_IMAP_LISTEN);
+	const char *imaps_list = settings_str(set, S_IMAPD_IMAPS_LISTEN);
+	master_tls = load_tls(imaps_list[0] != '\0');
+	if (net_list_parse(settings_str(set, S_IMAPD_TRUSTED_NETWORKS), &master_trusted, &err) < 0)
+		fatal("imapd.trusted_networks: %s", err);
+
+	/* the store must be usable before anything listens */
+	struct store *store;
+	const char *serr;
+	struct store_options opts = { .map_size = settings_num(set, S_GLOBAL_STORE_MAP_SIZE),
+				      .create = true };
+	if (store_open(settings_str(set, S_GLOBAL_DATA_DIR), &opts, &store, &serr) < 0)
+		fatal("global.data_dir: %s: %s", settings_str(set, S_GLOBAL_DATA_DIR), serr);
+	store_close(&store);
+
+	if (listen_open_list(imap_list, TAG_IMAP, 1024, &listeners, &n_listeners, &err) < 0)
+		fatal("imapd.imap_listen: %s", err);
+	if (listen_open_list(imaps_list, TAG_IMAPS, 1024, &listeners, &n_listeners, &err) < 0)
+		fatal("imapd.imaps_listen: %s", err);
+	if (n_listeners == 0)
+		fatal("imapd.imap_listen and imapd.imaps_listen are both empty");
+
+	n_children = (unsigned)settings_num(set, S_IMAPD_WORKERS);
+	if (n_children == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		n_children = n > 0 ? (unsigned)n : 1;
+	}
+	struct ioloop *loop = ioloop_create();
+	const char *e;
+	if (ioloop_signal_add(loop, SIGTERM, master_signal, loop, &e) < 0 ||
+	    ioloop_signal_add(loop, SIGINT, master_signal, loop, &e) < 0 ||
+	    ioloop_signal_add(loop, SIGHUP, master_signal, loop, &e) < 0 ||
+	    ioloop_signal_add(loop, SIGCHLD, master_signal, loop, &e) < 0)
+		fatal("signals: %s", e);
+	children = xcalloc(n_children, sizeof(pid_t));
+	for (unsigned i = 0; i < n_children; i++)
+		children[i] = spawn_worker();
+	log_info("event=started workers=%u imap=\"%s\" imaps=\"%s\"", n_children, imap_list,
+		 imaps_list);
+	ioloop_run(loop);
+	log_info("event=stopped");
+	ioloop_signal_remove(loop, SIGTERM);
+	ioloop_signal_remove(loop, SIGINT);
+	ioloop_signal_remove(loop, SIGHUP);
+	ioloop_signal_remove(loop, SIGCHLD);
+	ioloop_destroy(&loop);
+	listen_close_all(&listeners, &n_listeners, true);
+	tls_ctx_free(&master_tls);
+	net_list_free(&master_trusted);
+	free(children);
+	free(overrides);
+	settings_free(&set);
+	return 0;
+}
