@@ -7,10 +7,10 @@
 #include <stdint.h>
 
 struct bayes_params {
-	double unknown_strength; /* s: weight of the prior (SpamBayes 0.45) */
+	double unknown_strength; /* s: weight of the prior (SpamBayes: 0.45; ours 1.0) */
 	double unknown_prob;     /* x: the prior (0.5) */
 	double min_distance;     /* tokens with |p - 0.5| below it are ignored (0.1) */
-	unsigned int max_discriminators; /* strongest tokens used (150) */
+	unsigned int max_discriminators; /* strongest tokens used (300) */
 };
 
 extern const struct bayes_params bayes_default_params;

@@ -2,8 +2,9 @@
  *   congvu-milter-spam [-c FILE] [-o S.K=V]... [-n] [-d]        the daemon
  *   congvu-milter-spam [...] train spam|ham [--forget] FILE...   teach the classifier
  *   congvu-milter-spam [...] score [--client IP] [--helo NAME] [--from ADDR]
- *                                  [--auth USER] [--rcpt ADDR]... FILE...
- * `score` prints PATH<TAB>SCORE<TAB>ham|spam per file: the scanner of the
+ *                                  [--auth USER] [--rcpt ADDR]... [--verbose] FILE...
+ * `score` prints PATH<TAB>SCORE<TAB>ham|spam per file (--verbose: also the
+ * X-Spam-Status line on standard error): the scanner of the
  * daemon, with the envelope given by the options (none: no network checks).
  * FILE "-" is standard input. */
 #include "config.h"
@@ -36,7 +37,7 @@ static void usage(void)
 		"usage: " PROG " [-c FILE] [-o SECTION.KEY=VALUE]... [-n] [-d]\n"
 		"       " PROG " [-c FILE] [-o ...] train spam|ham [--forget] FILE...\n"
 		"       " PROG " [-c FILE] [-o ...] score [--client IP] [--helo NAME] [--from ADDR]\n"
-		"                 [--auth USER] [--rcpt ADDR]... FILE...\n");
+		"                 [--auth USER] [--rcpt ADDR]... [--verbose] FILE...\n");
 	exit(2);
 }
 
@@ -141,11 +142,17 @@ static int cmd_score(const struct settings *set, struct scanner *sc, int argc, c
 {
 	struct scan_envelope env = { 0 };
 	const char **rcpts = xcalloc((size_t)argc, sizeof(*rcpts));
+	bool verbose = false;
 	int i = 1;
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
 		if (strcmp(argv[i], "--") == 0) {
 			i--;
 			break;
+		}
+		if (strcmp(argv[i], "--verbose") == 0) {
+			verbose = true;
+			i--;
+			continue;
 		}
 		if (i + 1 >= argc)
 			usage();
@@ -187,7 +194,7 @@ static int cmd_score(const struct settings *set, struct scanner *sc, int argc, c
 			status = 1;
 		} else {
 			printf("%s\t%.1f\t%s\n", argv[i], res.score, res.spam ? "spam" : "ham");
-			if (getenv("CONGVU_SCORE_VERBOSE") != NULL) {
+			if (verbose) {
 				struct str st = STR_INIT;
 				scan_result_status(&res, &st);
 				fprintf(stderr, "%s: %s\n", argv[i], st.s);

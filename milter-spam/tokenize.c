@@ -69,6 +69,40 @@ static bool is_trim(unsigned char c)
 
 static void url_features(struct tk *t, const char *url, size_t len);
 
+static bool is_cjk(uint32_t cp)
+{
+	return (cp >= 0x3040 && cp <= 0x30ff) || (cp >= 0x3400 && cp <= 0x4dbf) ||
+	       (cp >= 0x4e00 && cp <= 0x9fff) || (cp >= 0xac00 && cp <= 0xd7af) ||
+	       (cp >= 0xf900 && cp <= 0xfaff);
+}
+
+/* Chinese, Japanese and Korean text has no spaces between words: it is
+ * counted as overlapping pairs of characters, the usual way of indexing
+ * it. Returns false when the word has no CJK character. */
+static bool cjk_pairs(struct tk *t, const char *w, size_t n)
+{
+	size_t i = 0, prev_start = 0, prev_len = 0;
+	int pairs = 0;
+	bool any = false;
+	while (i < n && pairs < 200) {
+		uint32_t cp;
+		size_t l = utf8_decode(w + i, n - i, &cp);
+		if (is_cjk(cp)) {
+			any = true;
+			if (prev_len > 0) {
+				emit2(t, "cjk:", w + prev_start, prev_len + l);
+				pairs++;
+			}
+			prev_start = i;
+			prev_len = l;
+		} else {
+			prev_len = 0;
+		}
+		i += l;
+	}
+	return any;
+}
+
 /* One whitespace-separated word. */
 static void word(struct tk *t, const char *prefix, const char *w, size_t n)
 {
@@ -104,6 +138,8 @@ static void word(struct tk *t, const char *prefix, const char *w, size_t n)
 		emit_lower(t, prefix, w, n);
 		return;
 	}
+	if (cjk_pairs(t, w, n))
+		return;
 	str_truncate(&t->fold, 0);
 	utf8_casefold(w, n, &t->fold);
 	f = t->fold.s;
@@ -346,6 +382,27 @@ static void header_features(struct tk *t, const char *hdr, size_t hlen)
 					n--;
 				emit_lower(t, "msgid:", at + 1, n);
 			}
+		} else if (IS("date")) {
+			/* The zone of the sender's clock, and whether the form is the
+			 * usual one (spamware writes odd dates). */
+			mime_header_unfold(h.value, h.value_len, &t->tmp);
+			const char *v = t->tmp.s;
+			size_t n = t->tmp.len;
+			size_t k = n;
+			while (k > 0 && v[k - 1] != ' ')
+				k--;
+			emit2(t, "date:tz:", v + k, n - k > 12 ? 12 : n - k);
+			char shape[40];
+			size_t sl = 0;
+			for (size_t i = 0; i < n && sl + 1 < sizeof(shape); i++) {
+				char c = v[i];
+				char cls = c >= '0' && c <= '9'			      ? '9'
+					   : (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ? 'a'
+												 : c;
+				if (sl == 0 || shape[sl - 1] != cls)
+					shape[sl++] = cls;
+			}
+			emit2(t, "date:shape:", shape, sl);
 		} else if (IS("received")) {
 			if (n_received++ < MAX_RECEIVED)
 				received(t, h.value, h.value_len);

@@ -113,7 +113,9 @@ END_TEST
 START_TEST(test_tokenize_long_and_short)
 {
 	struct str msg = STR_INIT;
-	str_appends(&msg, "Subject: hi\r\n\r\nab of the FREE!!! money $$$ ");
+	str_appends(&msg, "Subject: hi\r\nDate: Wed, 07 Oct 2020 23:01:36 -1900\r\n"
+			  "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+			  "ab of the FREE!!! money $$$ \xe4\xb8\xad\xe6\x96\x87\xe5\xad\x97 ");
 	for (int i = 0; i < 100; i++)
 		str_appendc(&msg, 'x');
 	str_appends(&msg, " end\r\n");
@@ -124,6 +126,11 @@ START_TEST(test_tokenize_long_and_short)
 	ck_assert(has_token(&t, "$$$"));
 	ck_assert_msg(has_token(&t, "skip:x 100"), "%s", t.s);
 	ck_assert(has_token(&t, "end"));
+	/* CJK text in overlapping pairs of characters. */
+	ck_assert(has_token(&t, "cjk:\xe4\xb8\xad\xe6\x96\x87"));
+	ck_assert(has_token(&t, "cjk:\xe6\x96\x87\xe5\xad\x97"));
+	ck_assert(has_token(&t, "date:tz:-1900"));
+	ck_assert(has_token(&t, "date:shape:a, 9 a 9 9:9:9 -9"));
 	str_free(&t);
 	str_free(&msg);
 }
