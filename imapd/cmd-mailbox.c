@@ -970,7 +970,8 @@ enum cmd_result cmd_append(struct imap_cmd *cmd)
 	}
 	struct str cache = STR_INIT;
 	mime_cache_from_message(data, len, &cache);
-	fl.keywords[fl.n_keywords] = NULL;
+	if (fl.keywords != NULL)
+		fl.keywords[fl.n_keywords] = NULL; /* parse_flag_list left room */
 
 	struct store_mailbox *mb = xmalloc(sizeof(*mb));
 	struct store_txn *txn;

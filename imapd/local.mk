@@ -45,3 +45,6 @@ tests_fuzz_fuzz_imap_parser_LDADD = $(LIBIMAPD) $(LIBCONGVU_MIME) $(LIBCONGVU)
 endif
 
 EXTRA_DIST += doc/imapd.md
+
+INTEGRATION_TESTS += tests/integration/imapd_basic.py
+EXTRA_DIST += tests/integration/imapd_common.py tests/integration/imapd_basic.py
