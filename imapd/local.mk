@@ -46,5 +46,6 @@ endif
 
 EXTRA_DIST += doc/imapd.md
 
-INTEGRATION_TESTS += tests/integration/imapd_basic.py
-EXTRA_DIST += tests/integration/imapd_common.py tests/integration/imapd_basic.py
+INTEGRATION_TESTS += tests/integration/imapd_basic.py tests/integration/imapd_abuse.py
+EXTRA_DIST += tests/integration/imapd_common.py tests/integration/imapd_basic.py \
+	tests/integration/imapd_abuse.py

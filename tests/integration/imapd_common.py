@@ -42,10 +42,14 @@ def check(cond, msg):
 class Server:
     """congvu-imapd on 127.0.0.1 with STARTTLS and implicit TLS ports."""
 
-    def __init__(self, trusted="127.0.0.0/8", extra=(), accounts=((USER, PASSWORD, None),)):
+    def __init__(self, trusted="127.0.0.0/8", extra=(), accounts=((USER, PASSWORD, None),),
+                 data_dir=None):
         self.dir = tempfile.mkdtemp(prefix="congvu-imapd-test-")
-        self.data = os.path.join(self.dir, "data")
-        os.mkdir(self.data)
+        self.data = data_dir or os.path.join(self.dir, "data")
+        if data_dir is None:
+            os.mkdir(self.data)
+        else:
+            accounts = ()
         with open(os.path.join(self.dir, "none.conf"), "w") as f:
             f.write("# empty: built-in defaults and -o options\n")
         self.cert = os.path.join(self.dir, "cert.pem")
