@@ -21,3 +21,12 @@ tests_unit_test_settings_LDADD = $(LIBCONGVU) $(CHECK_LIBS)
 tests_unit_test_lib_SOURCES = tests/unit/test-lib.c
 tests_unit_test_lib_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_test_lib_LDADD = $(LIBCONGVU) $(CHECK_LIBS)
+
+if FUZZERS
+noinst_PROGRAMS += tests/fuzz/fuzz-settings
+tests_fuzz_fuzz_settings_SOURCES = tests/fuzz/fuzz-settings.c
+tests_fuzz_fuzz_settings_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_settings_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_settings_LDADD = $(LIBCONGVU)
+endif
+EXTRA_DIST += tests/fuzz/fuzz-settings.c

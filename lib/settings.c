@@ -489,6 +489,13 @@ int settings_load_file(struct settings *set, const char *path, bool missing_ok, 
 		*error_r = xasprintf("%s: %s", path, strerror(errno));
 		return -1;
 	}
+	int ret = settings_load_stream(set, f, path, error_r);
+	fclose(f);
+	return ret;
+}
+
+int settings_load_stream(struct settings *set, FILE *f, const char *path, char **error_r)
+{
 	char *line = xmalloc(MAX_LINE + 2);
 	char section[64] = "";
 	unsigned lineno = 0;
@@ -560,7 +567,6 @@ int settings_load_file(struct settings *set, const char *path, bool missing_ok, 
 		ret = -1;
 	}
 	free(line);
-	fclose(f);
 	return ret;
 }
 

@@ -33,6 +33,8 @@ void settings_free(struct settings **set);
 /* Reads an INI file. Returns 0, or -1 with *error_r (caller frees) naming
  * path:line. When missing_ok and the file does not exist, returns 0. */
 int settings_load_file(struct settings *set, const char *path, bool missing_ok, char **error_r);
+/* The same from an open stream; path names it in errors. */
+int settings_load_stream(struct settings *set, FILE *f, const char *path, char **error_r);
 /* Applies "SECTION.KEY=VALUE" (the -o option). */
 int settings_override(struct settings *set, const char *assignment, char **error_r);
 /* Sets one value after checking it. */
