@@ -47,6 +47,7 @@ endif
 EXTRA_DIST += doc/imapd.md
 
 INTEGRATION_TESTS += tests/integration/imapd_basic.py tests/integration/imapd_abuse.py \
-	tests/integration/imapd_idle.py
+	tests/integration/imapd_idle.py tests/integration/imapd_mbsync.py
 EXTRA_DIST += tests/integration/imapd_common.py tests/integration/imapd_basic.py \
-	tests/integration/imapd_abuse.py tests/integration/imapd_idle.py
+	tests/integration/imapd_abuse.py tests/integration/imapd_idle.py \
+	tests/integration/imapd_mbsync.py
