@@ -88,8 +88,7 @@ int charset_base64_decode(const char *in, size_t len, struct str *out)
 	} else if (n == 1) {
 		ret = 1;
 	}
-	if (out->s == NULL)
-		str_reserve(out, 0);
+	str_append(out, "", 0);
 	return ret;
 }
 
@@ -156,8 +155,7 @@ static int qp_decode(const char *in, size_t len, struct str *out, bool qword)
 		if (nl == NULL)
 			break;
 	}
-	if (out->s == NULL)
-		str_reserve(out, 0);
+	str_append(out, "", 0);
 	return ret;
 }
 
@@ -350,8 +348,7 @@ static int append_raw_text(const char *in, size_t len, struct str *out)
 			j++;
 		i = j;
 	}
-	if (out->s == NULL)
-		str_reserve(out, 0);
+	str_append(out, "", 0);
 	return ret;
 }
 

@@ -17,9 +17,9 @@
  * junk was skipped or the last quantum was incomplete. */
 int charset_base64_decode(const char *in, size_t len, struct str *out);
 /* Quoted-printable (RFC 2045 6.7): "=XX" (either case), soft line breaks
- * "=" CRLF / "=" LF (with trailing whitespace before them) removed; trailing
- * whitespace of a line kept as sent; a malformed "=" is kept literally.
- * Returns 0, or 1 when something was malformed. */
+ * "=" CRLF / "=" LF removed; trailing whitespace of each line deleted (rule
+ * 3: transport may have added it); line ends kept as sent; a malformed "="
+ * is kept literally. Returns 0, or 1 when something was malformed. */
 int charset_qp_decode(const char *in, size_t len, struct str *out);
 /* The "Q" encoding of RFC 2047 4.2: as QP, plus '_' = space. */
 int charset_qword_decode(const char *in, size_t len, struct str *out);

@@ -112,6 +112,8 @@ static void emit_text(struct html_ctx *ctx, const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
+		if (c == '\0')
+			continue;
 		if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v') {
 			ctx->pending_space = true;
 			continue;
@@ -227,8 +229,14 @@ static void report_link(struct html_ctx *ctx, enum html_link_kind kind, const ch
 		run = i + 1;
 	}
 	str_append(&ctx->attr, v + run, len - run);
-	if (ctx->attr.s == NULL)
-		str_reserve(&ctx->attr, 0);
+	str_append(&ctx->attr, "", 0);
+	/* no URL holds a NUL; keep the string usable as a C string */
+	size_t k = 0;
+	for (size_t j = 0; j < ctx->attr.len; j++) {
+		if (ctx->attr.s[j] != '\0')
+			ctx->attr.s[k++] = ctx->attr.s[j];
+	}
+	str_truncate(&ctx->attr, k);
 	ctx->link(ctx->context, kind, ctx->attr.s, ctx->attr.len);
 }
 
@@ -356,8 +364,7 @@ void html_to_text(const char *html, size_t len, struct str *out, html_link_callb
 			i += parse_tag(&ctx, html + i, len - i);
 	}
 	utf8_sanitize(ctx.text.s != NULL ? ctx.text.s : "", ctx.text.len, out);
-	if (out->s == NULL)
-		str_reserve(out, 0);
+	str_append(out, "", 0);
 	str_free(&ctx.text);
 	str_free(&ctx.attr);
 }

@@ -39,9 +39,10 @@ void mime_imap_envelope(const struct mime_envelope *env, unsigned int flags, str
  * multiparts), with false the BODY form. Defaults: a part without a valid
  * Content-Type is "TEXT" "PLAIN" ("CHARSET" "US-ASCII"); encoding "7BIT";
  * size and lines are body_len and body_lines; message/rfc822 carries the
- * embedded envelope and body; a multipart that lost its children (limits,
- * no boundary) is shown as a single part of type "text/plain" to stay
- * syntactically valid. */
+ * embedded envelope and body (an envelope of NILs and an empty text/plain
+ * body when it was not parsed: encoded, or at a limit); a multipart without
+ * children (no boundary, limits) holds one empty text/plain part, as
+ * Dovecot writes it, to stay syntactically valid. */
 void mime_imap_bodystructure(const struct mime_part *part, bool extensions, unsigned int flags,
 			     struct str *out);
 

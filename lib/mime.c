@@ -681,8 +681,7 @@ static unsigned int read_params(const char *p, const char *end, struct raw_param
 					str_appendc(&r->value, *q);
 			}
 		}
-		if (r->value.s == NULL)
-			str_reserve(&r->value, 0);
+		str_append(&r->value, "", 0);
 		/* RFC 2231: name*, name*N, name*N* */
 		r->name = name;
 		r->name_len = name_len;
@@ -793,8 +792,7 @@ static struct mime_param *build_params(struct arena *arena, struct raw_param *ra
 				    strncasecmp(raw[k].name, r->name, r->name_len) == 0)
 					used[k] = true;
 			}
-			if (rawv.s == NULL)
-				str_reserve(&rawv, 0);
+			str_append(&rawv, "", 0);
 			if (extended)
 				charset_rfc2231_decode(rawv.s, rawv.len, &val);
 			else
@@ -802,10 +800,8 @@ static struct mime_param *build_params(struct arena *arena, struct raw_param *ra
 		}
 		if (dup)
 			continue;
-		if (val.s == NULL)
-			str_reserve(&val, 0);
-		if (rawv.s == NULL)
-			str_reserve(&rawv, 0);
+		str_append(&val, "", 0);
+		str_append(&rawv, "", 0);
 		struct mime_param *pm = &params[count++];
 		pm->name = name;
 		pm->value = arena_strndup(arena, val.s, strlen(val.s));
@@ -891,9 +887,9 @@ static void parse_content_type(struct parse_ctx *ctx, struct mime_part *part,
 			       const struct hdr_slot *s, bool digest)
 {
 	struct arena *arena = &ctx->msg->arena;
-	const char *p = s->value, *end = s->value + s->len;
 
 	if (s->set) {
+		const char *p = s->value, *end = s->value + s->len;
 		skip_cfws(&p, end);
 		const char *t = p;
 		size_t tl = read_token(&p, end);
@@ -976,8 +972,7 @@ static void parse_content_fields(struct parse_ctx *ctx, struct mime_part *part,
 			if (!is_lwsp(s->value[i]) && s->value[i] != '\0')
 				str_appendc(&ctx->tmp, s->value[i]);
 		}
-		if (ctx->tmp.s == NULL)
-			str_reserve(&ctx->tmp, 0);
+		str_append(&ctx->tmp, "", 0);
 		part->location = arena_strndup(arena, ctx->tmp.s, ctx->tmp.len);
 	}
 }
@@ -1346,8 +1341,7 @@ int mime_part_decode_body(const char *data, size_t len, const struct mime_part *
 	size_t body_len;
 	int ret = body_bytes(data, len, part, &body, &body_len) ? 0 : 1;
 
-	if (out->s == NULL)
-		str_reserve(out, 0);
+	str_append(out, "", 0);
 	if (part->children != NULL || encoding_is_identity(part->encoding)) {
 		str_append(out, body, body_len);
 		return ret;
@@ -1368,6 +1362,21 @@ int mime_part_text_utf8(const char *data, size_t len, const struct mime_part *pa
 	int r2 = charset_to_utf8(mime_part_charset(part), raw.s, raw.len, out);
 	str_free(&raw);
 	return ret != 0 || r2 != 0 ? 1 : 0;
+}
+
+int mime_part_plain_text(const char *data, size_t len, const struct mime_part *part,
+			 struct str *out, html_link_callback *link, void *context)
+{
+	str_append(out, "", 0);
+	if (part->children != NULL || strcmp(part->type, "text") != 0)
+		return 0;
+	if (strcmp(part->subtype, "html") != 0)
+		return mime_part_text_utf8(data, len, part, out);
+	struct str html = STR_INIT;
+	int ret = mime_part_text_utf8(data, len, part, &html);
+	html_to_text(html.s, html.len, out, link, context);
+	str_free(&html);
+	return ret;
 }
 
 void mime_crlf_normalize(const char *in, size_t len, struct str *out)

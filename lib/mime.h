@@ -18,13 +18,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "html.h"
 #include "str.h"
 
 /* Parts nested deeper than this (multipart or message/rfc822 levels) are not
  * parsed further: the part at the limit becomes a leaf (MIME_PART_F_LIMIT). */
 #define MIME_MAX_DEPTH 32
-/* At most this many parts per message; the rest of a multipart is folded into
- * the last part that fitted (MIME_PART_F_LIMIT on the multipart). */
+/* At most this many parts per message (counted in pre-order); the rest of
+ * a multipart that reaches it is not split into parts (MIME_PART_F_LIMIT on
+ * that multipart): those bytes stay only in its body. */
 #define MIME_MAX_PARTS 10000
 /* At most this many parameters kept per Content-Type/Content-Disposition
  * header, and at most this many addresses per address header. */
@@ -235,6 +237,15 @@ int mime_part_decode_body(const char *data, size_t len, const struct mime_part *
 int mime_part_text_utf8(const char *data, size_t len, const struct mime_part *part,
 			struct str *out);
 
+/* Appends the readable text of a leaf part as UTF-8, for the spam
+ * tokenizer and SEARCH BODY/TEXT: text/html reduced by html_to_text() (link
+ * called for each URL; may be NULL), any other text type as by
+ * mime_part_text_utf8(); nothing for non-text parts, multiparts and
+ * messages (walk their children instead).
+ * Returns 0, or 1 when decoding was best effort. */
+int mime_part_plain_text(const char *data, size_t len, const struct mime_part *part,
+			 struct str *out, html_link_callback *link, void *context);
+
 /* Appends in to out with every bare LF and bare CR turned into CRLF, the
  * form the store keeps and IMAP sizes count. */
 void mime_crlf_normalize(const char *in, size_t len, struct str *out);
@@ -249,7 +260,9 @@ void mime_cache_from_message(const char *data, size_t len, struct str *out);
 /* Rebuilds the tree from a cache made by mime_cache_build(), without the
  * message. Returns 0 and *msg_r, or -1 with *error_r (static string) for a
  * truncated, corrupt or unknown-version cache; never crashes on any input.
- * The caller then re-parses the message (the cache is only an optimisation). */
+ * The caller then re-parses the message (the cache is only an optimisation).
+ * Offsets are only checked against the size recorded in the cache: compare
+ * mime_message_size() with the message before using them on its bytes. */
 int mime_cache_load(const void *cache, size_t len, struct mime_message **msg_r,
 		    const char **error_r);
 /* The checksum that ends a cache (FNV-1a 64 of everything before the last

@@ -22,9 +22,11 @@ tests_unit_test_utf8_LDADD = $(LIBCONGVU_MIME) $(LIBCONGVU) $(CHECK_LIBS)
 
 if FUZZERS
 noinst_PROGRAMS += tests/fuzz/fuzz-mime
-tests_fuzz_fuzz_mime_SOURCES = tests/fuzz/fuzz-mime.c
+# the library is compiled into the target again so that libFuzzer's
+# coverage instrumentation sees it
+tests_fuzz_fuzz_mime_SOURCES = tests/fuzz/fuzz-mime.c $(lib_libcongvu_mime_a_SOURCES)
 tests_fuzz_fuzz_mime_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
 tests_fuzz_fuzz_mime_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
-tests_fuzz_fuzz_mime_LDADD = $(LIBCONGVU_MIME) $(LIBCONGVU)
+tests_fuzz_fuzz_mime_LDADD = $(LIBCONGVU)
 endif
-EXTRA_DIST += tests/fuzz/fuzz-mime.c
+EXTRA_DIST += tests/fuzz/fuzz-mime.c doc/mime.md

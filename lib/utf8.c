@@ -212,6 +212,7 @@ void utf8_casefold(const char *s, size_t len, struct str *out)
 		i += utf8_decode(s + i, len - i, &cp);
 		utf8_encode(utf8_fold(cp), out);
 	}
+	str_append(out, "", 0);
 }
 
 void utf8_search_key(const char *s, size_t len, struct str *out)
@@ -244,8 +245,7 @@ void utf8_search_key(const char *s, size_t len, struct str *out)
 		else
 			utf8_encode(k, out);
 	}
-	if (out->s == NULL)
-		str_reserve(out, 0);
+	str_append(out, "", 0);
 }
 
 bool utf8_search_contains(const char *haystack, size_t hay_len, const char *needle,

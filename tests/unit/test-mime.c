@@ -154,6 +154,19 @@ START_TEST(test_nested_bodystructure)
 	const struct mime_part *html = p2->children->children;
 	ck_assert(memcmp(nested_msg + html->body_start, "<p>Hello world</p>\r\n", 20) == 0);
 	ck_assert_uint_eq(html->body_len, 20);
+	struct str text = STR_INIT;
+	ck_assert_int_eq(mime_part_plain_text(nested_msg, strlen(nested_msg), html, &text, NULL,
+					      NULL),
+			 0);
+	ck_assert_str_eq(text.s, "Hello world");
+	str_truncate(&text, 0);
+	mime_part_plain_text(nested_msg, strlen(nested_msg), html->next, &text, NULL, NULL);
+	ck_assert_str_eq(text.s, "Hello another world\r\n");
+	str_truncate(&text, 0);
+	ck_assert_int_eq(mime_part_plain_text(nested_msg, strlen(nested_msg), p2, &text, NULL, NULL),
+			 0);
+	ck_assert_uint_eq(text.len, 0);
+	str_free(&text);
 	/* pre-order walk */
 	const char *order[] = {"multipart", "text", "message", "multipart", "text", "text"};
 	unsigned int i = 0;
