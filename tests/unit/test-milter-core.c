@@ -39,8 +39,12 @@ START_TEST(test_token_prob)
 	const struct bayes_params *p = &bayes_default_params;
 	/* Unknown token: the prior. */
 	ck_assert(fabs(bayes_token_prob(p, 0, 0, 100, 100) - 0.5) < 1e-12);
-	/* Seen once in spam only: (0.45 * 0.5 + 1 * 1) / 1.45 */
-	ck_assert(fabs(bayes_token_prob(p, 1, 0, 100, 100) - (0.225 + 1) / 1.45) < 1e-12);
+	/* Seen once in spam only: (s * 0.5 + 1 * 1) / (s + 1) */
+	double s = p->unknown_strength;
+	ck_assert(fabs(bayes_token_prob(p, 1, 0, 100, 100) - (s * 0.5 + 1) / (s + 1)) < 1e-12);
+	struct bayes_params sb = *p;
+	sb.unknown_strength = 0.45;
+	ck_assert(fabs(bayes_token_prob(&sb, 1, 0, 100, 100) - (0.225 + 1) / 1.45) < 1e-12);
 	/* Equal rates: 0.5 whatever the counts. */
 	ck_assert(fabs(bayes_token_prob(p, 10, 20, 100, 200) - 0.5) < 1e-12);
 	/* More evidence moves further from the prior. */
