@@ -49,23 +49,8 @@ static void __attribute__((noreturn)) usage(void)
 
 static struct store *open_store(bool create)
 {
-	struct store_options opts = { 0 };
-	opts.map_size = settings_num(set, S_GLOBAL_STORE_MAP_SIZE);
-	opts.create = create;
-	int n;
-	char **pcts = settings_list(set, S_QUOTA_WARN, &n);
-	for (int i = 0; i < n && i < 8; i++) {
-		unsigned v = (unsigned)strtoul(pcts[i], NULL, 10);
-		/* keep them ascending, whatever order the file gave */
-		unsigned j = opts.n_warn_percents;
-		while (j > 0 && opts.warn_percents[j - 1] > v) {
-			opts.warn_percents[j] = opts.warn_percents[j - 1];
-			j--;
-		}
-		opts.warn_percents[j] = v;
-		opts.n_warn_percents++;
-	}
-	settings_list_free(&pcts);
+	struct store_options opts;
+	store_options_init(&opts, set, create);
 	struct store *s;
 	const char *error;
 	const char *dir = settings_str(set, S_GLOBAL_DATA_DIR);

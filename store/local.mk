@@ -3,7 +3,7 @@ noinst_LIBRARIES += store/libcongvu-store.a
 store_libcongvu_store_a_SOURCES = \
 	store/store.c store/store.h store/store-private.h \
 	store/accounts.c store/mailboxes.c store/messages.c \
-	store/deliver.c store/queue.c
+	store/deliver.c store/queue.c store/options.c
 store_libcongvu_store_a_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS) $(OPENSSL_CFLAGS)
 LIBCONGVU_STORE = store/libcongvu-store.a $(LMDB_LIBS) $(OPENSSL_LIBS)
 

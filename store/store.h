@@ -42,6 +42,12 @@ struct store_options {
 	unsigned n_warn_percents;
 };
 
+struct settings;
+/* Fills opts from the configuration: global.store_map_size, quota.warn (sorted
+ * ascending), create as given. Every program opens the store this way, so
+ * quota warnings behave the same whichever process writes. */
+void store_options_init(struct store_options *opts, const struct settings *set, bool create);
+
 /* Opens (and with create, makes) the store in DIR/store. Opened once per
  * process, after fork. */
 int store_open(const char *data_dir, const struct store_options *opts, struct store **store_r,
