@@ -154,12 +154,10 @@ static size_t field_colon(const char *line, size_t len)
 		i++;
 	if (i == 0)
 		return 0;
-	size_t name_end = i;
 	while (i < len && is_wsp(line[i]))
 		i++;
 	if (i >= len || line[i] != ':')
 		return 0;
-	(void)name_end;
 	return i;
 }
 

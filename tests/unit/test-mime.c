@@ -754,6 +754,7 @@ static unsigned int max_depth(const struct mime_part *p)
 	return d;
 }
 
+/* Parentheses balance outside quoted strings and literals. */
 static bool balanced(const char *s)
 {
 	long depth = 0;
@@ -766,6 +767,12 @@ static bool balanced(const char *s)
 				quoted = false;
 		} else if (*s == '"') {
 			quoted = true;
+		} else if (*s == '{') {
+			char *end;
+			unsigned long n = strtoul(s + 1, &end, 10);
+			if (end[0] != '}' || end[1] != '\r' || end[2] != '\n' || strlen(end + 3) < n)
+				return false;
+			s = end + 2 + n;
 		} else if (*s == '(') {
 			depth++;
 		} else if (*s == ')') {
@@ -863,6 +870,40 @@ START_TEST(test_limits)
 	str_free(&dec);
 	mime_message_free(&msg);
 	str_free(&m);
+}
+END_TEST
+
+/* The parser takes whole messages, not a stream, so instead of feeding
+ * bytes one at a time, every prefix of the test messages (a message cut
+ * anywhere: inside a header, a boundary, an encoded word) is parsed, and
+ * its renderings must stay well-formed. */
+START_TEST(test_prefixes)
+{
+	const char *msgs[] = {nested_msg, attach_msg};
+	for (size_t m = 0; m < sizeof(msgs) / sizeof(msgs[0]); m++) {
+		size_t len = strlen(msgs[m]);
+		for (size_t n = 0; n <= len; n++) {
+			char *copy = xmemdup(msgs[m], n);
+			struct mime_message *msg = mime_parse(copy, n);
+			char *bs = bodystructure(msg, true, 0);
+			ck_assert_msg(balanced(bs), "prefix %zu: %s", n, bs);
+			free(bs);
+			for (const struct mime_part *p = mime_message_root(msg); p != NULL;
+			     p = mime_part_next(p)) {
+				ck_assert_uint_le(p->body_start + p->body_len, n);
+				struct str t = STR_INIT;
+				mime_part_plain_text(copy, n, p, &t, NULL, NULL);
+				ck_assert(utf8_is_valid(t.s, t.len));
+				str_free(&t);
+				struct str e = STR_INIT;
+				mime_imap_envelope(p->envelope, 0, &e);
+				ck_assert(balanced(e.s));
+				str_free(&e);
+			}
+			mime_message_free(&msg);
+			free(copy);
+		}
+	}
 }
 END_TEST
 
@@ -1093,6 +1134,7 @@ static Suite *mime_suite(void)
 	tcase_add_test(tc, test_sections);
 	tcase_add_test(tc, test_broken_mime);
 	tcase_add_test(tc, test_limits);
+	tcase_add_test(tc, test_prefixes);
 	tcase_add_test(tc, test_cache_roundtrip);
 	tcase_add_test(tc, test_crlf_normalize);
 	tcase_add_test(tc, test_html);
