@@ -108,6 +108,7 @@ START_TEST(test_search_key)
 	ck_key("Москва ЁЙ", "москва еи");
 	ck_key("  a \t\r\n b\xc2\xa0" "c  ", " a b c ");
 	ck_key("ＡＢＣ", "abc");
+	ck_key("ǿ Ǿ Ƀ", "o o b"); /* the base letter itself has a key */
 	ck_key("日本語", "日本語");
 	ck_key("bad\xff", "bad\xef\xbf\xbd");
 }
