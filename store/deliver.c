@@ -73,8 +73,7 @@ static int insert_warning(struct store_txn *t, struct store_account *a, unsigned
 	warning_message(&msg, a, percent);
 	uint8_t id[STORE_BLOB_ID_LEN];
 	uint32_t uid;
-	blob_hash(msg.s, msg.len, id);
-	ret = blob_ref(t, id, msg.s, msg.len, NULL, 0, 1, error_r);
+	ret = blob_ref(t, msg.s, msg.len, NULL, 0, 1, id, error_r);
 	if (ret == 0)
 		ret = mailbox_append(t, inbox, 0, 0, (int64_t)time(NULL), msg.len, id, &uid, error_r);
 	if (ret == 0) {
@@ -197,8 +196,7 @@ static int rcpt_mailbox(struct store_txn *t, const struct store_rcpt *r,
 }
 
 static int deliver_one(struct store_txn *t, struct store_delivery *d,
-		       const uint8_t id[STORE_BLOB_ID_LEN], struct store_mailbox *m,
-		       const char **error_r)
+		       const struct blob_prep *prep, struct store_mailbox *m, const char **error_r)
 {
 	bool stored = false;
 	int64_t idate = d->internal_date ? d->internal_date : (int64_t)time(NULL);
@@ -235,13 +233,13 @@ static int deliver_one(struct store_txn *t, struct store_delivery *d,
 			if (mailbox_load(t, m->id, m, error_r) <= 0)
 				return -1;
 		}
-		ret = stored ? blob_addref(t, id, error_r)
-			     : blob_ref(t, id, d->data, d->size, d->parsed, d->parsed_size, 1,
-					error_r);
+		ret = stored ? blob_addref(t, prep->id, error_r)
+			     : blob_ref_prepared(t, prep, 1, error_r);
 		if (ret < 0)
 			return -1;
 		stored = true;
-		if (mailbox_append(t, m, r->flags, kw, idate, d->size, id, &r->uid, error_r) < 0 ||
+		if (mailbox_append(t, m, r->flags, kw, idate, d->size, prep->id, &r->uid, error_r) <
+			    0 ||
 		    usage_apply(t, &a, (int64_t)d->size, 1, error_r) < 0)
 			return -1;
 		r->mailbox_id_out = m->id;
@@ -253,16 +251,16 @@ static int deliver_one(struct store_txn *t, struct store_delivery *d,
 struct deliver_ctx {
 	struct store_delivery *d;
 	size_t n;
-	uint8_t (*ids)[STORE_BLOB_ID_LEN];
+	struct blob_prep *preps;
 };
 
 static int deliver_all(struct store_txn *t, struct store_delivery *d, size_t n,
-		       uint8_t (*ids)[STORE_BLOB_ID_LEN], const char **error_r)
+		       const struct blob_prep *preps, const char **error_r)
 {
 	struct store_mailbox *m = xmalloc(sizeof(*m));
 	int ret = 0;
 	for (size_t i = 0; i < n && ret == 0; i++)
-		ret = deliver_one(t, &d[i], ids[i], m, error_r);
+		ret = deliver_one(t, &d[i], &preps[i], m, error_r);
 	free(m);
 	return ret;
 }
@@ -270,7 +268,7 @@ static int deliver_all(struct store_txn *t, struct store_delivery *d, size_t n,
 static int deliver_fn(struct store_txn *t, void *ctx, const char **error_r)
 {
 	struct deliver_ctx *c = ctx;
-	return deliver_all(t, c->d, c->n, c->ids, error_r);
+	return deliver_all(t, c->d, c->n, c->preps, error_r);
 }
 
 static void fail_all(struct store_delivery *d, size_t n)
@@ -282,25 +280,37 @@ static void fail_all(struct store_delivery *d, size_t n)
 		}
 }
 
+static struct blob_prep *prepare_all(const struct store_delivery *d, size_t n)
+{
+	struct blob_prep *preps = xcalloc(n ? n : 1, sizeof(*preps));
+	for (size_t i = 0; i < n; i++)
+		blob_prepare(&preps[i], d[i].data, d[i].size, d[i].parsed, d[i].parsed_size);
+	return preps;
+}
+
+static void free_all(struct blob_prep *preps, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		blob_prep_free(&preps[i]);
+	free(preps);
+}
+
 int store_txn_deliver(struct store_txn *t, struct store_delivery *d, size_t n,
 		      const char **error_r)
 {
-	uint8_t (*ids)[STORE_BLOB_ID_LEN] = xcalloc(n ? n : 1, STORE_BLOB_ID_LEN);
-	for (size_t i = 0; i < n; i++)
-		blob_hash(d[i].data, d[i].size, ids[i]);
-	int ret = deliver_all(t, d, n, ids, error_r);
-	free(ids);
+	struct blob_prep *preps = prepare_all(d, n);
+	int ret = deliver_all(t, d, n, preps, error_r);
+	free_all(preps, n);
 	return ret;
 }
 
 int store_deliver(struct store *s, struct store_delivery *d, size_t n, const char **error_r)
 {
-	/* Hash outside the write transaction, which other processes wait on. */
-	struct deliver_ctx c = { d, n, xcalloc(n ? n : 1, STORE_BLOB_ID_LEN) };
-	for (size_t i = 0; i < n; i++)
-		blob_hash(d[i].data, d[i].size, c.ids[i]);
+	/* Hash, cut and compress outside the write transaction, which other
+	 * processes wait on. */
+	struct deliver_ctx c = { d, n, prepare_all(d, n) };
 	int ret = store_write(s, deliver_fn, &c, error_r);
-	free(c.ids);
+	free_all(c.preps, n);
 	if (ret < 0)
 		fail_all(d, n);
 	return ret;

@@ -71,6 +71,25 @@ static inline uint64_t get_be64(const uint8_t *p)
 	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
 }
 
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t get_le64(const uint8_t *p)
+{
+	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
 /* ---- a record codec: fixed-width little-endian fields and
  * length-prefixed strings; reading past the end marks the reader bad. ---- */
 struct rec_writer {
@@ -125,12 +144,39 @@ int message_save(struct store_txn *t, uint32_t mailbox_id, const struct store_me
 int change_log(struct store_txn *t, uint32_t mailbox_id, uint64_t modseq, uint32_t uid,
 	       enum store_change_kind kind, const char **error_r);
 
-/* ---- blobs ---- */
+/* ---- blobs (store/blobs.c) ----
+ * Message bytes are cut into chunks of BLOB_CHUNK_SIZE; each chunk value is a
+ * format byte (CHUNK_RAW or CHUNK_ZSTD) and the bytes, compressed with zstd
+ * when that saves at least 1/16. The cached parse is kept raw, so a pointer
+ * to it stays valid for the transaction. */
+enum { CHUNK_RAW = 0, CHUNK_ZSTD = 1 };
+
+/* A message's bytes made ready for storing (hashed, cut, compressed) outside
+ * the write transaction, which other processes wait on. */
+struct blob_prep {
+	uint8_t id[STORE_BLOB_ID_LEN];
+	uint64_t size;
+	uint32_t n_chunks;
+	uint8_t **chunk;     /* encoded chunk values */
+	size_t *chunk_len;
+	uint8_t *parsed;     /* encoded parse, or NULL */
+	size_t parsed_len;
+};
+void blob_prepare(struct blob_prep *p, const void *data, size_t size, const void *parsed,
+		  size_t parsed_size);
+void blob_prep_free(struct blob_prep *p);
+/* Adds refs references to the blob, storing its chunks when it is new. */
+int blob_ref_prepared(struct store_txn *t, const struct blob_prep *p, uint64_t refs,
+		      const char **error_r);
+
 void blob_hash(const void *data, size_t len, uint8_t out[STORE_BLOB_ID_LEN]);
-/* Adds refs references to the blob, storing the bytes (and parse) when new. */
-int blob_ref(struct store_txn *t, const uint8_t id[STORE_BLOB_ID_LEN], const void *data,
-	     size_t size, const void *parsed, size_t parsed_size, uint64_t refs,
+/* blob_prepare + blob_ref_prepared, inside the transaction; *id_r gets the
+ * blob id. */
+int blob_ref(struct store_txn *t, const void *data, size_t size, const void *parsed,
+	     size_t parsed_size, uint64_t refs, uint8_t id_r[STORE_BLOB_ID_LEN],
 	     const char **error_r);
+/* The message size recorded in a blob record value (for statistics). */
+uint64_t blob_record_size(const void *rec, size_t len);
 /* Drops one reference, freeing the bytes with the last. */
 int blob_unref(struct store_txn *t, const uint8_t id[STORE_BLOB_ID_LEN], const char **error_r);
 /* Adds one reference to an existing blob. */

@@ -531,12 +531,7 @@ int store_stats(struct store *s, struct store_stats *st, const char **error_r)
 		MDB_val k, v;
 		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-			const uint8_t *p = v.mv_data;
-			uint64_t size = 0;
-			if (v.mv_size >= 17)
-				for (int i = 0; i < 8; i++)
-					size |= (uint64_t)p[9 + i] << (8 * i);
-			st->blob_bytes += size;
+			st->blob_bytes += blob_record_size(v.mv_data, v.mv_size);
 		}
 		mdb_cursor_close(cur);
 	}
