@@ -12,6 +12,8 @@
 #include "settings.h"
 #include "xalloc.h"
 
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -156,6 +158,73 @@ static void fail_note(struct imap_session *s, bool failed)
 	fail_table[slot].last_ms = ioloop_now_ms(s->d->loop);
 }
 
+/* ---- verified passwords (as Dovecot's auth cache) ----
+ * yescrypt takes tens of milliseconds by design; clients that reconnect
+ * often (phones, mbsync) would pay it every time. A worker remembers, for
+ * imapd.auth_cache_ttl, HMAC(secret, address, password) -> SHA-256 of the
+ * stored hash; the secret is random per process, so the table is useless
+ * outside it, and a changed password (another stored hash) misses. */
+
+#define AUTH_CACHE_SLOTS 4096
+
+static struct {
+	unsigned char key[32];
+	unsigned char hash_digest[32];
+	uint64_t expires_ms;
+} auth_cache[AUTH_CACHE_SLOTS];
+static unsigned char auth_secret[32];
+static bool auth_secret_ready;
+
+static bool auth_key(const char *addr, const char *password, unsigned char key[32])
+{
+	if (!auth_secret_ready) {
+		if (RAND_bytes(auth_secret, sizeof(auth_secret)) != 1)
+			return false;
+		auth_secret_ready = true;
+	}
+	struct str in = STR_INIT;
+	str_appends(&in, addr);
+	str_appendc(&in, '\0');
+	str_appends(&in, password);
+	size_t out_len = 0;
+	bool ok = EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, auth_secret, sizeof(auth_secret),
+			    (const unsigned char *)in.s, in.len, key, 32, &out_len) != NULL &&
+		  out_len == 32;
+	/* the password was in there */
+	OPENSSL_cleanse(in.s, in.len);
+	str_free(&in);
+	return ok;
+}
+
+static void hash_digest(const char *hash, unsigned char out[32])
+{
+	unsigned int n = 0;
+	EVP_Digest(hash, strlen(hash), out, &n, EVP_sha256(), NULL);
+}
+
+static bool auth_cache_hit(struct imap_session *s, const unsigned char key[32], const char *hash)
+{
+	if (settings_num(s->d->set, S_IMAPD_AUTH_CACHE_TTL) == 0)
+		return false;
+	unsigned slot = ((unsigned)key[0] | (unsigned)key[1] << 8) % AUTH_CACHE_SLOTS;
+	unsigned char d[32];
+	hash_digest(hash, d);
+	return auth_cache[slot].expires_ms > ioloop_now_ms(s->d->loop) &&
+	       CRYPTO_memcmp(auth_cache[slot].key, key, 32) == 0 &&
+	       CRYPTO_memcmp(auth_cache[slot].hash_digest, d, 32) == 0;
+}
+
+static void auth_cache_put(struct imap_session *s, const unsigned char key[32], const char *hash)
+{
+	uint64_t ttl = settings_num(s->d->set, S_IMAPD_AUTH_CACHE_TTL);
+	if (ttl == 0)
+		return;
+	unsigned slot = ((unsigned)key[0] | (unsigned)key[1] << 8) % AUTH_CACHE_SLOTS;
+	memcpy(auth_cache[slot].key, key, 32);
+	hash_digest(hash, auth_cache[slot].hash_digest);
+	auth_cache[slot].expires_ms = ioloop_now_ms(s->d->loop) + ttl * 1000;
+}
+
 static void delayed_reply(void *ctx)
 {
 	struct imap_cmd *cmd = ctx;
@@ -189,11 +258,20 @@ static enum cmd_result do_login(struct imap_cmd *cmd, const char *user, const ch
 	}
 	if (strlen(password) <= PASSWORD_MAX_LEN && address_normalize(login, addr, &err) == 0) {
 		ret = store_account_get(s->d->store, addr, acct, &err);
-		if (ret < 0)
+		unsigned char key[32];
+		bool have_key = ret == 1 && auth_key(addr, password, key);
+		if (ret < 0) {
 			log_err("session=%u error=\"store: %s\"", s->id, err);
-		else if (ret == 1 && acct->password_hash[0] != '\0' &&
-			 password_verify(password, acct->password_hash))
-			ok = true;
+		} else if (ret == 1 && acct->password_hash[0] != '\0') {
+			if (have_key && auth_cache_hit(s, key, acct->password_hash)) {
+				ok = true;
+			} else if (password_verify(password, acct->password_hash)) {
+				ok = true;
+				if (have_key)
+					auth_cache_put(s, key, acct->password_hash);
+			}
+		}
+		OPENSSL_cleanse(key, sizeof(key));
 	}
 	free(with_domain);
 	if (ret < 0) {

@@ -47,8 +47,7 @@ struct imap_reader *imap_reader_new(const struct imap_limits *limits)
 {
 	struct imap_reader *r = xcalloc(1, sizeof(*r));
 	r->limits = *limits;
-	r->pool = pool_new(4096);
-	return r;
+	return r; /* the pool comes with the first command: idle sessions stay small */
 }
 
 void imap_reader_free(struct imap_reader **r)
@@ -78,10 +77,9 @@ size_t imap_reader_buffered(const struct imap_reader *r)
 static void reset_command(struct imap_reader *r)
 {
 	str_truncate(&r->buf, 0);
-	/* Do not keep a huge APPEND buffer around for an idle session. */
-	if (r->buf.cap > 65536) {
+	/* Do not keep a large buffer around for an idle session. */
+	if (r->buf.cap > 4096)
 		str_free(&r->buf);
-	}
 	r->line_start = 0;
 	r->in_quote = r->escape = false;
 	r->literal_left = r->literal_total = 0;
@@ -89,7 +87,8 @@ static void reset_command(struct imap_reader *r)
 	r->head_parsed = false;
 	r->state = R_LINE;
 	r->tail_len = 0;
-	pool_clear(r->pool);
+	if (r->pool != NULL)
+		pool_clear(r->pool);
 }
 
 static bool is_tag_char(unsigned char c)
@@ -634,6 +633,8 @@ int imap_reader_parse(struct imap_reader *r, struct imap_command *cmd_r, const c
 		*error_r = "Missing command";
 		return -1;
 	}
+	if (r->pool == NULL)
+		r->pool = pool_new(1024);
 	struct parse ps = {
 		.s = r->buf.s, .len = r->buf.len, .limits = &r->limits, .pool = r->pool,
 	};

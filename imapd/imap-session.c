@@ -59,9 +59,7 @@ void session_flush(struct imap_session *s)
 		return;
 	conn_write(s->conn, s->out.s, s->out.len);
 	s->bytes_out += s->out.len;
-	str_truncate(&s->out, 0);
-	if (s->out.cap > 65536)
-		str_free(&s->out);
+	str_free(&s->out); /* idle sessions hold no buffers */
 }
 
 /* The tagged reply waits in s->tagged so that the responses the command's

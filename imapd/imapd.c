@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -324,6 +325,12 @@ int main(int argc, char **argv)
 	}
 	log_init("congvu-imapd", strcmp(settings_str(set, S_GLOBAL_LOG), "syslog") == 0);
 	signal(SIGPIPE, SIG_IGN);
+	/* one fd per connection: allow as many as the hard limit does */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 
 	const char *imap_list = settings_str(set, S_IMAPD_IMAP_LISTEN);
 	const char *imaps_list = settings_str(set, S_IMAPD_IMAPS_LISTEN);

@@ -36,7 +36,6 @@ tests_unit_test_imap_util_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_test_imap_util_LDADD = $(LIBIMAPD) $(LIBCONGVU_MIME) $(LIBCONGVU) $(CHECK_LIBS)
 
 if FUZZERS
-EXTRA_PROGRAMS += tests/fuzz/fuzz-imap-parser
 noinst_PROGRAMS += tests/fuzz/fuzz-imap-parser
 tests_fuzz_fuzz_imap_parser_SOURCES = tests/fuzz/fuzz-imap-parser.c
 tests_fuzz_fuzz_imap_parser_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
@@ -44,7 +43,7 @@ tests_fuzz_fuzz_imap_parser_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 tests_fuzz_fuzz_imap_parser_LDADD = $(LIBIMAPD) $(LIBCONGVU_MIME) $(LIBCONGVU)
 endif
 
-EXTRA_DIST += doc/imapd.md
+EXTRA_DIST += doc/imapd.md tests/fuzz/fuzz-imap-parser.c
 
 INTEGRATION_TESTS += tests/integration/imapd_basic.py tests/integration/imapd_abuse.py \
 	tests/integration/imapd_idle.py tests/integration/imapd_mbsync.py
