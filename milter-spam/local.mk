@@ -33,9 +33,11 @@ tests_unit_test_milter_scan_SOURCES = tests/unit/test-milter-scan.c
 tests_unit_test_milter_scan_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_test_milter_scan_LDADD = $(LIBSPAMSCAN) $(LIBCONGVU) $(CHECK_LIBS)
 
-INTEGRATION_TESTS += tests/integration/milter_miltertest.py tests/integration/milter_spf.py
+INTEGRATION_TESTS += tests/integration/milter_miltertest.py tests/integration/milter_spf.py \
+	tests/integration/milter_postfix.py tests/integration/milter_malformed.py
 EXTRA_DIST += tests/integration/milter_common.py tests/integration/milter/common.lua \
 	tests/integration/milter/stages.lua tests/integration/milter/abort.lua \
 	tests/integration/milter/spoof.lua tests/integration/milter/reject.lua \
 	tests/integration/milter/headers.lua tests/integration/milter/ratelimit.lua \
-	tests/integration/milter/spf.lua bench/milter-accuracy.py
+	tests/integration/milter/spf.lua tests/integration/milter/malformed.lua \
+	bench/milter-accuracy.py

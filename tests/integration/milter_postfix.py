@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""congvu-milter-spam behind a real Postfix: a private Postfix instance (its
+own config_directory and queue_directory in a temporary directory, SMTP on a
+loopback high port) with smtpd_milters pointing at the milter, relaying to a
+small SMTP sink written here. Shows the verdict headers added to delivered
+mail, the tagging of a forged local sender from outside (via XCLIENT), and
+a 550 5.7.1 refusal of an executable attachment at the end of DATA."""
+import base64
+import email
+import os
+import shutil
+import smtplib
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import milter_common as mc  # noqa: E402
+
+MASTER_CF = """\
+127.0.0.1:{port} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+MAIN_CF = """\
+compatibility_level = 3.6
+queue_directory = {dir}/queue
+data_directory = {dir}/pfdata
+maillog_file = {dir}/maillog
+maillog_file_prefixes = {dir}
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = mx.lamdong.gov.vn
+mydomain = lamdong.gov.vn
+myorigin = lamdong.gov.vn
+mydestination =
+mynetworks = 127.0.0.0/8
+relay_domains = lamdong.gov.vn
+relay_transport = relay:[127.0.0.1]:{sink}
+default_transport = relay:[127.0.0.1]:{sink}
+smtp_dns_support_level = disabled
+smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_authorized_xclient_hosts = 127.0.0.0/8
+smtpd_milters = inet:127.0.0.1:{milter}
+milter_default_action = tempfail
+milter_protocol = 6
+alias_maps =
+alias_database =
+smtputf8_enable = no
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+biff = no
+"""
+
+
+class Sink(socketserver.ThreadingTCPServer):
+    """A minimal SMTP server that keeps every message it is given."""
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def __init__(self):
+        self.messages = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), SinkHandler)
+
+
+class SinkHandler(socketserver.StreamRequestHandler):
+    def reply(self, text):
+        self.wfile.write(text.encode() + b"\r\n")
+
+    def handle(self):
+        self.reply("220 sink ESMTP")
+        rcpts = []
+        while True:
+            line = self.rfile.readline(10000)
+            if not line:
+                return
+            cmd = line.decode(errors="replace").strip()
+            verb = cmd.split(" ", 1)[0].upper()
+            if verb in ("EHLO", "HELO"):
+                self.reply("250 sink")
+            elif verb == "MAIL":
+                rcpts = []
+                self.reply("250 ok")
+            elif verb == "RCPT":
+                rcpts.append(cmd)
+                self.reply("250 ok")
+            elif verb == "DATA":
+                self.reply("354 go")
+                data = b""
+                while True:
+                    chunk = self.rfile.readline(1000000)
+                    if not chunk or chunk == b".\r\n":
+                        break
+                    if chunk.startswith(b".."):
+                        chunk = chunk[1:]
+                    data += chunk
+                with self.server.lock:
+                    self.server.messages.append(data)
+                self.reply("250 queued")
+            elif verb == "QUIT":
+                self.reply("221 bye")
+                return
+            else:
+                self.reply("250 ok")
+
+
+def message(frm, subject, attachment=None):
+    m = ("From: %s\r\nTo: ketoan@lamdong.gov.vn\r\nSubject: %s\r\n"
+         "Date: Mon, 2 Mar 2026 08:00:00 +0700\r\nMessage-ID: <%s.%f@example.org>\r\n"
+         % (frm, subject, subject.replace(" ", "."), time.time()))
+    if attachment is None:
+        return m + "\r\nKinh gui phong ke toan.\r\n"
+    name, data = attachment
+    return (m + "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+            "--b\r\nContent-Type: text/plain\r\n\r\nXem tep.\r\n--b\r\n"
+            "Content-Type: application/octet-stream; name=\"%s\"\r\n"
+            "Content-Disposition: attachment; filename=\"%s\"\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--b--\r\n"
+            % (name, name, base64.b64encode(data).decode()))
+
+
+class Postfix(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.postfix = mc.need("postfix", "postfix")
+        cls.tmp = mc.TempDir("congvu-postfix.")
+        cls.sink = Sink()
+        threading.Thread(target=cls.sink.serve_forever, daemon=True).start()
+        cls.milter = mc.Milter(cls.tmp, "milter-spam.spf=no")
+        try:
+            cls.start_postfix()
+        except BaseException:
+            cls.milter.stop()
+            cls.sink.shutdown()
+            cls.sink.server_close()
+            cls.tmp.remove()
+            raise
+
+    @classmethod
+    def start_postfix(cls):
+        cls.port = mc.free_port()
+        cls.etc = os.path.join(cls.tmp.path, "etc")
+        os.makedirs(cls.etc)
+        os.makedirs(os.path.join(cls.tmp.path, "queue"))
+        os.makedirs(os.path.join(cls.tmp.path, "pfdata"))
+        shutil.chown(os.path.join(cls.tmp.path, "pfdata"), "postfix")
+        with open(os.path.join(cls.etc, "main.cf"), "w") as f:
+            f.write(MAIN_CF.format(dir=cls.tmp.path, sink=cls.sink.server_address[1],
+                                   milter=cls.milter.port))
+        with open(os.path.join(cls.etc, "master.cf"), "w") as f:
+            f.write(MASTER_CF.format(port=cls.port))
+        p = subprocess.run([cls.postfix, "-c", cls.etc, "start"], capture_output=True, timeout=60)
+        if p.returncode != 0:
+            raise RuntimeError("postfix start: %s%s" % ((p.stdout + p.stderr).decode(), cls.maillog()))
+        deadline = time.time() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", cls.port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    cls.stop_postfix()
+                    raise RuntimeError("postfix does not listen:\n" + cls.maillog())
+                time.sleep(0.2)
+
+    @classmethod
+    def maillog(cls):
+        try:
+            with open(os.path.join(cls.tmp.path, "maillog")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    @classmethod
+    def stop_postfix(cls):
+        subprocess.run([cls.postfix, "-c", cls.etc, "stop"], capture_output=True, timeout=60)
+        # "postfix stop" returns before master has gone: wait for its pid.
+        pidfile = os.path.join(cls.tmp.path, "queue", "pid", "master.pid")
+        deadline = time.time() + 30
+        while os.path.exists(pidfile) and time.time() < deadline:
+            time.sleep(0.2)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.stop_postfix()
+            cls.sink.shutdown()
+            cls.sink.server_close()
+            log = cls.milter.stop()
+            assert "action=reject" in log, log
+        finally:
+            cls.tmp.remove()
+
+    def send(self, msg, xclient=None):
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=60) as s:
+            if xclient is not None:
+                s.ehlo("client")
+                code, text = s.docmd("XCLIENT", xclient)
+                self.assertEqual(code, 220, text)
+            s.ehlo("mx.example.net")
+            s.sendmail("sender@example.net", ["ketoan@lamdong.gov.vn"], msg.encode())
+
+    def delivered(self, subject):
+        """The message with that subject as the sink got it (waits)."""
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            with self.sink.lock:
+                for raw in self.sink.messages:
+                    m = email.message_from_bytes(raw)
+                    if m["Subject"] == subject:
+                        return m
+            time.sleep(0.2)
+        self.fail("%r not delivered; maillog:\n%s" % (subject, self.maillog()))
+
+    def test_clean_message_tagged_no(self):
+        self.send(message("Van thu <vanthu@partner.example>", "lich hop"))
+        m = self.delivered("lich hop")
+        self.assertEqual(m["X-Spam-Score"], "0.0")
+        self.assertEqual(m["X-Spam-Status"], "No, score=0.0 tests=none")
+
+    def test_forged_local_sender_tagged_yes(self):
+        self.send(message("Giam doc <giamdoc@lamdong.gov.vn>", "chuyen khoan gap"),
+                  xclient="ADDR=203.0.113.5 NAME=mx.example.net")
+        m = self.delivered("chuyen khoan gap")
+        self.assertTrue(m["X-Spam-Status"].startswith("Yes, score="), m["X-Spam-Status"])
+        self.assertIn("LOCAL_FROM_OUTSIDE", m["X-Spam-Status"])
+        self.assertGreaterEqual(float(m["X-Spam-Score"]), 5.0)
+
+    def test_executable_rejected(self):
+        with self.assertRaises(smtplib.SMTPDataError) as cm:
+            self.send(message("x@example.org", "hoa don", ("HoaDon.pdf.exe", b"MZ\x90\x00")))
+        self.assertEqual(cm.exception.smtp_code, 550)
+        self.assertIn(b"5.7.1", cm.exception.smtp_error)
+        self.assertIn(b"EXECUTABLE_ATTACHMENT", cm.exception.smtp_error)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
