@@ -40,4 +40,5 @@ EXTRA_DIST += tests/integration/milter_common.py tests/integration/milter/common
 	tests/integration/milter/spoof.lua tests/integration/milter/reject.lua \
 	tests/integration/milter/headers.lua tests/integration/milter/ratelimit.lua \
 	tests/integration/milter/spf.lua tests/integration/milter/malformed.lua \
+	tests/integration/milter/reload.lua \
 	bench/milter-accuracy.py

@@ -3,7 +3,9 @@
 and action (tests/integration/milter/*.lua), against the real daemon on a
 loopback port; then SIGTERM, a clean exit and the log lines."""
 import os
+import signal
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -32,6 +34,31 @@ class Miltertest(unittest.TestCase):
     def run_script(self, name):
         rc, out = mc.miltertest(name, self.milter.spec, self.defines)
         self.assertEqual(rc, 0, "%s failed:\n%s" % (name, out))
+
+
+    def test_zz_sighup_reload(self):
+        rc, out = mc.miltertest("reload.lua", self.milter.spec, [("want", "No")])
+        self.assertEqual(rc, 0, out)
+        # A bad file is refused: the milter keeps running on the old one.
+        with open(self.milter.conf, "a") as f:
+            f.write("[milter-spam]\nscore_no_message_id = lots\n")
+        self.milter.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        self.assertIsNone(self.milter.proc.poll(), "milter stopped on SIGHUP")
+        rc, out = mc.miltertest("reload.lua", self.milter.spec, [("want", "No")])
+        self.assertEqual(rc, 0, out)
+        with open(self.milter.conf, "a") as f:
+            f.write("score_no_message_id = 9\n")
+        # Last line wins in the file; the reload applies it to later mail.
+        self.milter.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 30
+        while True:
+            rc, out = mc.miltertest("reload.lua", self.milter.spec, [("want", "Yes")])
+            if rc == 0 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(rc, 0, out)
+        self.assertIsNone(self.milter.proc.poll())
 
 
 for _name in SCRIPTS:
