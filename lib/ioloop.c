@@ -130,6 +130,8 @@ static uint32_t epoll_bits(unsigned events)
 		e |= EPOLLOUT;
 	if (events & IO_EDGE)
 		e |= EPOLLET;
+	if (events & IO_EXCLUSIVE)
+		e = (e & ~(uint32_t)EPOLLRDHUP) | EPOLLEXCLUSIVE; /* RDHUP is not allowed */
 	return e;
 }
 
@@ -156,8 +158,17 @@ void io_set_events(struct io *io, unsigned events)
 {
 	if (io->events == events)
 		return;
+	unsigned old = io->events;
 	io->events = events;
 	struct epoll_event ev = { .events = epoll_bits(events), .data.ptr = io };
+	if ((old | events) & IO_EXCLUSIVE) {
+		/* EPOLLEXCLUSIVE fds cannot be modified, only removed and added */
+		(void)epoll_ctl(io->loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+		if (events != 0 && epoll_ctl(io->loop->epfd, EPOLL_CTL_ADD, io->fd, &ev) < 0 &&
+		    errno != EBADF)
+			abort();
+		return;
+	}
 	if (epoll_ctl(io->loop->epfd, EPOLL_CTL_MOD, io->fd, &ev) < 0 && errno != EBADF)
 		abort();
 }

@@ -25,6 +25,8 @@ enum {
 	IO_EDGE = 1 << 3,  /* edge-triggered: the callback is called once per change of
 			    * readiness, so it must read/write until EAGAIN or remember
 			    * that the fd is still ready (what lib/conn does) */
+	IO_EXCLUSIVE = 1 << 4, /* EPOLLEXCLUSIVE: for a listening socket shared by
+				* several processes, only one of them is woken */
 };
 
 typedef void io_callback_fn(void *ctx, unsigned revents);

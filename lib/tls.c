@@ -5,8 +5,10 @@
 
 #include <errno.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +187,54 @@ int tls_ctx_reload(struct tls_ctx *ctx, const char *cert_path, const char *key_p
 	if (c == NULL)
 		return -1;
 	/* Connections made from the old SSL_CTX hold references to it. */
+	SSL_CTX_free(ctx->ssl_ctx);
+	ctx->ssl_ctx = c;
+	return 0;
+}
+
+int tls_ctx_reload_mem(struct tls_ctx *ctx, const void *cert_pem, size_t cert_len,
+		       const void *key_pem, size_t key_len, const char *min_version,
+		       char **error_r)
+{
+	char why[256];
+	if (!ctx->server || cert_len > INT32_MAX || key_len > INT32_MAX) {
+		*error_r = xstrdup("tls: not a server context");
+		return -1;
+	}
+	SSL_CTX *c = new_ssl_ctx(true, min_version, error_r);
+	if (c == NULL)
+		return -1;
+	BIO *b = BIO_new_mem_buf(cert_pem, (int)cert_len);
+	X509 *x = b ? PEM_read_bio_X509_AUX(b, NULL, NULL, NULL) : NULL;
+	bool ok = x != NULL && SSL_CTX_use_certificate(c, x) == 1;
+	X509_free(x);
+	/* the rest of the chain */
+	while (ok) {
+		X509 *ca = PEM_read_bio_X509(b, NULL, NULL, NULL);
+		if (ca == NULL)
+			break;
+		if (SSL_CTX_add0_chain_cert(c, ca) != 1) {
+			X509_free(ca);
+			ok = false;
+		}
+	}
+	BIO_free(b);
+	ERR_clear_error();
+	if (!ok) {
+		*error_r = errorf("tls.cert: %s", ssl_reason(why, sizeof(why)));
+		SSL_CTX_free(c);
+		return -1;
+	}
+	b = BIO_new_mem_buf(key_pem, (int)key_len);
+	EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	if (k == NULL || SSL_CTX_use_PrivateKey(c, k) != 1 || SSL_CTX_check_private_key(c) != 1) {
+		*error_r = errorf("tls.key: %s", ssl_reason(why, sizeof(why)));
+		EVP_PKEY_free(k);
+		SSL_CTX_free(c);
+		return -1;
+	}
+	EVP_PKEY_free(k);
 	SSL_CTX_free(ctx->ssl_ctx);
 	ctx->ssl_ctx = c;
 	return 0;

@@ -13,6 +13,7 @@
 #define CONGVU_TLS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct tls_ctx;
 
@@ -32,6 +33,11 @@ int tls_ctx_client_new(const char *min_version, bool verify, const char *ca_file
  * paths); on error the context is unchanged. */
 int tls_ctx_reload(struct tls_ctx *ctx, const char *cert_path, const char *key_path,
 		   const char *min_version, char **error_r);
+/* The same from PEM text in memory (an unprivileged process that cannot
+ * read the key file gets it from its parent). */
+int tls_ctx_reload_mem(struct tls_ctx *ctx, const void *cert_pem, size_t cert_len,
+		       const void *key_pem, size_t key_len, const char *min_version,
+		       char **error_r);
 void tls_ctx_free(struct tls_ctx **ctx);
 
 /* Whether min_version is one of the accepted names (or ""). */

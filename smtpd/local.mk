@@ -1,9 +1,21 @@
-# smtpd/: congvu-smtpd, the SMTP/LMTP server.
+# smtpd/: congvu-smtpd, the SMTP/LMTP server (doc/smtpd.md).
 noinst_LIBRARIES += smtpd/libsmtpd.a
 smtpd_libsmtpd_a_SOURCES = \
-	smtpd/smtp-session.c smtpd/smtp-session.h
+	smtpd/smtp-session.c smtpd/smtp-session.h \
+	smtpd/queue-record.c smtpd/queue-record.h
 smtpd_libsmtpd_a_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
 LIBSMTPD = smtpd/libsmtpd.a
+
+sbin_PROGRAMS += smtpd/congvu-smtpd
+smtpd_congvu_smtpd_SOURCES = \
+	smtpd/main.c smtpd/smtpd.h smtpd/dproto.h \
+	smtpd/worker.c smtpd/delivery.c \
+	smtpd/milter.c smtpd/milter.h \
+	smtpd/iplimits.c smtpd/iplimits.h \
+	smtpd/settings-text.c
+smtpd_congvu_smtpd_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) $(LMDB_CFLAGS)
+smtpd_congvu_smtpd_LDADD = $(LIBSMTPD) $(LIBCONGVU_STORE) $(LIBCONGVU_MIME) $(LIBCONGVU_NET) \
+	$(LIBCONGVU) $(PTHREAD_LIBS)
 
 UNIT_TESTS += tests/unit/test-smtp-session
 check_PROGRAMS += tests/unit/test-smtp-session

@@ -1,0 +1,540 @@
+/* The delivery process: the only process of congvu-smtpd that opens the
+ * store. It answers recipient look-ups and password checks for the session
+ * workers and commits their accepted messages in batches: every DF_DELIVER
+ * that arrives in one pass of the event loop goes into one write
+ * transaction (group commit), and each session gets its reply only after
+ * that transaction is durable. Password hashes are verified in a helper
+ * thread, so a slow hash never holds up commits. */
+#include "config.h"
+#include "dproto.h"
+#include "frame.h"
+#include "ioloop.h"
+#include "log.h"
+#include "password.h"
+#include "smtpd.h"
+#include "store/store.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct dworker {
+	struct delivery *d;
+	unsigned idx;
+	struct frame_chan *chan;
+};
+
+struct pending {
+	struct dworker *w;
+	uint64_t req;
+	bool atomic;
+	uint32_t rp_len;
+	char *data;
+	size_t size;
+	char *parsed;
+	size_t parsed_size;
+	struct store_rcpt *rcpts;
+	char **addrs;
+	size_t n_rcpts;
+	char *queue_record;
+	size_t queue_record_len;
+	/* results */
+	uint32_t queued;
+	uint64_t queue_id;
+};
+
+struct auth_job {
+	struct auth_job *next;
+	struct dworker *w;
+	uint64_t req;
+	bool found;
+	char hash[STORE_HASH_MAX + 1];
+	char password[PASSWORD_MAX_LEN + 1];
+	char account[ADDRESS_MAX_LEN + 1];
+	bool ok;
+};
+
+struct delivery {
+	struct ioloop *loop;
+	struct settings *set;
+	struct store *store;
+	struct dworker *workers;
+	size_t n_workers;
+	size_t n_alive;
+	struct frame_chan *parent;
+	struct defer *commit;
+	struct pending *batch;
+	size_t n_batch, cap_batch;
+	size_t batch_max;
+	bool stopping;
+	/* the password thread */
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct auth_job *jobs, *done;
+	bool thread_stop;
+	int efd;
+	struct io *eio;
+};
+
+static void send_small(struct dworker *w, uint32_t type, struct str *buf)
+{
+	if (w->chan != NULL)
+		frame_send(w->chan, type, buf->s, buf->len);
+	str_free(buf);
+}
+
+/* ---- the password thread ---- */
+
+static void *auth_thread(void *ctx)
+{
+	struct delivery *d = ctx;
+	pthread_mutex_lock(&d->mu);
+	for (;;) {
+		while (d->jobs == NULL && !d->thread_stop)
+			pthread_cond_wait(&d->cv, &d->mu);
+		if (d->thread_stop)
+			break;
+		struct auth_job *j = d->jobs;
+		d->jobs = j->next;
+		pthread_mutex_unlock(&d->mu);
+		j->ok = j->found && password_verify(j->password, j->hash);
+		explicit_bzero(j->password, sizeof(j->password));
+		pthread_mutex_lock(&d->mu);
+		j->next = d->done;
+		d->done = j;
+		uint64_t one = 1;
+		if (write(d->efd, &one, sizeof(one)) < 0) {
+			/* the counter cannot overflow in practice; nothing to do */
+		}
+	}
+	pthread_mutex_unlock(&d->mu);
+	return NULL;
+}
+
+static void auth_done(void *ctx, unsigned revents)
+{
+	struct delivery *d = ctx;
+	(void)revents;
+	uint64_t n;
+	if (read(d->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		fatal("eventfd read: %s", strerror(errno));
+	pthread_mutex_lock(&d->mu);
+	struct auth_job *list = d->done;
+	d->done = NULL;
+	pthread_mutex_unlock(&d->mu);
+	while (list != NULL) {
+		struct auth_job *j = list;
+		list = j->next;
+		struct str buf = STR_INIT;
+		frame_put_u64(&buf, j->req);
+		frame_put_u8(&buf, j->ok ? 1 : 0);
+		frame_put_str(&buf, j->ok ? j->account : "");
+		send_small(j->w, DF_AUTH_REPLY, &buf);
+		explicit_bzero(j, sizeof(*j));
+		free(j);
+	}
+}
+
+/* ---- requests ---- */
+
+static void bad_frame(struct dworker *w)
+{
+	fatal("malformed frame from worker %u", w->idx);
+}
+
+static void handle_rcpt(struct dworker *w, struct frame_reader *r)
+{
+	uint64_t req = frame_get_u64(r);
+	const char *addr = frame_get_str(r, ADDRESS_MAX_LEN);
+	uint64_t size = frame_get_u64(r);
+	if (!frame_reader_ok(r))
+		bad_frame(w);
+	enum store_rcpt_status st;
+	const char *error;
+	if (store_quota_check(w->d->store, addr, size, &st, &error) < 0) {
+		log_err("event=store_error op=quota_check error=\"%s\"", error);
+		st = RCPT_ERROR;
+	}
+	struct str buf = STR_INIT;
+	frame_put_u64(&buf, req);
+	frame_put_u32(&buf, (uint32_t)st);
+	send_small(w, DF_RCPT_REPLY, &buf);
+}
+
+static void handle_auth(struct dworker *w, struct frame_reader *r)
+{
+	struct delivery *d = w->d;
+	uint64_t req = frame_get_u64(r);
+	const char *user = frame_get_str(r, 1024);
+	const char *pass = frame_get_str(r, PASSWORD_MAX_LEN);
+	if (!frame_reader_ok(r))
+		bad_frame(w);
+	struct auth_job *j = xcalloc(1, sizeof(*j));
+	j->w = w;
+	j->req = req;
+	char norm[ADDRESS_MAX_LEN + 1];
+	const char *why;
+	if (address_normalize(user, norm, &why) == 0) {
+		struct store_account a;
+		const char *error;
+		int ret = store_account_get(d->store, norm, &a, &error);
+		if (ret < 0)
+			log_err("event=store_error op=account_get error=\"%s\"", error);
+		if (ret > 0 && a.password_hash[0] != '\0') {
+			j->found = true;
+			memcpy(j->hash, a.password_hash, sizeof(j->hash));
+			memcpy(j->account, a.address, sizeof(j->account));
+		}
+		explicit_bzero(&a, sizeof(a));
+	}
+	/* Unknown users cost a verification too, so timing tells nothing. */
+	if (!j->found)
+		snprintf(j->hash, sizeof(j->hash), "%s",
+			 "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7");
+	snprintf(j->password, sizeof(j->password), "%s", pass);
+	pthread_mutex_lock(&d->mu);
+	j->next = d->jobs;
+	d->jobs = j;
+	pthread_cond_signal(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+}
+
+static void handle_deliver(struct dworker *w, struct frame_reader *r)
+{
+	struct delivery *d = w->d;
+	struct pending p;
+	memset(&p, 0, sizeof(p));
+	p.w = w;
+	p.req = frame_get_u64(r);
+	p.atomic = frame_get_u8(r) != 0;
+	p.rp_len = frame_get_u32(r);
+	size_t len;
+	const void *data = frame_get_bytes(r, SIZE_MAX, &len);
+	size_t plen;
+	const void *parsed = frame_get_bytes(r, SIZE_MAX, &plen);
+	uint32_t n = frame_get_u32(r);
+	if (r->bad || n > DFRAME_RCPTS_MAX || p.rp_len > len)
+		bad_frame(w);
+	p.data = xmemdup(data, len);
+	p.size = len;
+	p.parsed = plen ? xmemdup(parsed, plen) : NULL;
+	p.parsed_size = plen;
+	p.n_rcpts = n;
+	p.rcpts = xcalloc(n ? n : 1, sizeof(*p.rcpts));
+	p.addrs = xcalloc(n ? n : 1, sizeof(*p.addrs));
+	for (uint32_t i = 0; i < n; i++) {
+		p.addrs[i] = xstrdup(frame_get_str(r, ADDRESS_MAX_LEN));
+		p.rcpts[i].address = p.addrs[i];
+		p.rcpts[i].special_use = frame_get_u32(r);
+	}
+	size_t qlen;
+	const void *q = frame_get_bytes(r, STORE_QUEUE_RECORD_MAX, &qlen);
+	if (!frame_reader_ok(r))
+		bad_frame(w);
+	p.queue_record = qlen ? xmemdup(q, qlen) : NULL;
+	p.queue_record_len = qlen;
+	if (d->n_batch == d->cap_batch) {
+		d->cap_batch = d->cap_batch ? d->cap_batch * 2 : 64;
+		d->batch = xreallocarray(d->batch, d->cap_batch, sizeof(*d->batch));
+	}
+	d->batch[d->n_batch++] = p;
+	defer_schedule(d->commit);
+}
+
+static void pending_free(struct pending *p)
+{
+	for (size_t i = 0; i < p->n_rcpts; i++)
+		free(p->addrs[i]);
+	free(p->addrs);
+	free(p->rcpts);
+	free(p->data);
+	free(p->parsed);
+	free(p->queue_record);
+}
+
+/* ---- the group commit ---- */
+
+struct commit_ctx {
+	struct pending *items;
+	size_t n;
+};
+
+static enum store_rcpt_status fits(const struct store_account *a, uint64_t size)
+{
+	if (a->quota_bytes != 0 && size > a->quota_bytes)
+		return RCPT_TOO_BIG;
+	if (a->quota_bytes != 0 &&
+	    (a->used_bytes >= a->quota_bytes || size > a->quota_bytes - a->used_bytes))
+		return RCPT_OVER_QUOTA;
+	if (a->quota_messages != 0 && a->used_messages >= a->quota_messages)
+		return RCPT_OVER_QUOTA;
+	return RCPT_OK;
+}
+
+/* SMTP has one reply for all recipients: every local recipient must take
+ * the message, or none gets it (checked in the same transaction, so the
+ * answer cannot change before the commit). */
+static int precheck(struct store_txn *t, struct pending *p, bool *ok_r, const char **error_r)
+{
+	*ok_r = true;
+	for (size_t i = 0; i < p->n_rcpts; i++) {
+		struct store_account a;
+		int ret = store_txn_account_get(t, p->rcpts[i].address, &a, error_r);
+		if (ret < 0)
+			return -1;
+		p->rcpts[i].status = ret == 0 ? RCPT_NO_ACCOUNT : fits(&a, p->size);
+		if (p->rcpts[i].status != RCPT_OK)
+			*ok_r = false;
+	}
+	return 0;
+}
+
+static int commit_fn(struct store_txn *t, void *ctx, const char **error_r)
+{
+	struct commit_ctx *c = ctx;
+	for (size_t i = 0; i < c->n; i++) {
+		struct pending *p = &c->items[i];
+		/* reset: the callback may run again after the map grew */
+		p->queued = p->queue_record ? DQ_FAILED : DQ_NONE;
+		p->queue_id = 0;
+		for (size_t j = 0; j < p->n_rcpts; j++) {
+			p->rcpts[j].status = RCPT_ERROR;
+			p->rcpts[j].uid = 0;
+		}
+		bool ok = true;
+		if (p->atomic && precheck(t, p, &ok, error_r) < 0)
+			return -1;
+		if (!ok)
+			continue; /* refused as a whole; statuses say why */
+		if (p->n_rcpts > 0) {
+			struct store_delivery del = {
+				.data = p->data,
+				.size = p->size,
+				.parsed = p->parsed,
+				.parsed_size = p->parsed_size,
+				.rcpts = p->rcpts,
+				.n_rcpts = p->n_rcpts,
+			};
+			if (store_txn_deliver(t, &del, 1, error_r) < 0)
+				return -1;
+		}
+		if (p->queue_record != NULL) {
+			if (store_txn_queue_add(t, p->queue_record, p->queue_record_len,
+						p->data + p->rp_len, p->size - p->rp_len, &p->queue_id,
+						error_r) < 0)
+				return -1;
+			p->queued = DQ_QUEUED;
+		}
+	}
+	return 0;
+}
+
+static void commit_batch(void *ctx)
+{
+	struct delivery *d = ctx;
+	while (d->n_batch > 0) {
+		size_t n = d->n_batch < d->batch_max ? d->n_batch : d->batch_max;
+		struct commit_ctx c = { d->batch, n };
+		const char *error = NULL;
+		int ret = store_write(d->store, commit_fn, &c, &error);
+		if (ret < 0) {
+			log_err("event=store_error op=deliver messages=%zu error=\"%s\"", n,
+				error ? error : "unknown");
+			for (size_t i = 0; i < n; i++) {
+				struct pending *p = &d->batch[i];
+				for (size_t j = 0; j < p->n_rcpts; j++)
+					p->rcpts[j].status = RCPT_ERROR;
+				p->queued = p->queue_record ? DQ_FAILED : DQ_NONE;
+			}
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct pending *p = &d->batch[i];
+			struct str buf = STR_INIT;
+			frame_put_u64(&buf, p->req);
+			frame_put_u32(&buf, (uint32_t)p->n_rcpts);
+			for (size_t j = 0; j < p->n_rcpts; j++)
+				frame_put_u32(&buf, (uint32_t)p->rcpts[j].status);
+			frame_put_u32(&buf, p->queued);
+			frame_put_u64(&buf, p->queue_id);
+			send_small(p->w, DF_DELIVER_REPLY, &buf);
+			pending_free(p);
+		}
+		log_debug("event=commit messages=%zu", n);
+		memmove(d->batch, d->batch + n, (d->n_batch - n) * sizeof(*d->batch));
+		d->n_batch -= n;
+	}
+}
+
+/* ---- channels ---- */
+
+static void worker_frame(void *ctx, uint32_t type, const void *data, size_t len)
+{
+	struct dworker *w = ctx;
+	struct frame_reader r;
+	frame_reader_init(&r, data, len);
+	switch (type) {
+	case DF_RCPT:
+		handle_rcpt(w, &r);
+		break;
+	case DF_AUTH:
+		handle_auth(w, &r);
+		break;
+	case DF_DELIVER:
+		handle_deliver(w, &r);
+		break;
+	default:
+		bad_frame(w);
+	}
+}
+
+static void worker_gone(void *ctx, const char *error)
+{
+	struct dworker *w = ctx;
+	struct delivery *d = w->d;
+	if (!d->stopping && strcmp(error, "peer closed") != 0)
+		log_err("event=worker_channel_failed worker=%u error=\"%s\"", w->idx, error);
+	/* Commit what it sent before its replies are dropped. */
+	commit_batch(d);
+	frame_chan_free(&w->chan);
+	if (--d->n_alive == 0)
+		ioloop_stop(d->loop);
+}
+
+static void parent_frame(void *ctx, uint32_t type, const void *data, size_t len)
+{
+	struct delivery *d = ctx;
+	struct frame_reader r;
+	frame_reader_init(&r, data, len);
+	if (type != DF_RELOAD)
+		fatal("malformed frame from the parent");
+	const char *text = frame_get_str(&r, DFRAME_RELOAD_MAX);
+	size_t n;
+	(void)frame_get_bytes(&r, DFRAME_RELOAD_MAX, &n);
+	(void)frame_get_bytes(&r, DFRAME_RELOAD_MAX, &n);
+	if (!frame_reader_ok(&r))
+		fatal("malformed frame from the parent");
+	char *error = NULL;
+	struct settings *set = settings_from_text(text, &error);
+	if (set == NULL) {
+		log_err("event=reload_failed error=\"%s\"", error);
+		free(error);
+		return;
+	}
+	settings_free(&d->set);
+	d->set = set;
+	d->batch_max = settings_num(set, S_SMTPD_BATCH_MAX);
+	log_info("event=reloaded process=delivery");
+}
+
+static void parent_gone(void *ctx, const char *error)
+{
+	struct delivery *d = ctx;
+	(void)error;
+	frame_chan_free(&d->parent);
+	/* The workers close their channels as they exit; then we stop. */
+}
+
+static void on_term(void *ctx, int signo)
+{
+	struct delivery *d = ctx;
+	if (signo == SIGHUP)
+		return; /* the parent sends DF_RELOAD */
+	/* Keep serving the workers until they have finished their sessions
+	 * and closed their channels. */
+	d->stopping = true;
+}
+
+static void store_options_from(const struct settings *set, struct store_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->map_size = settings_num(set, S_GLOBAL_STORE_MAP_SIZE);
+	o->create = true;
+	int n = 0;
+	char **list = settings_list(set, S_QUOTA_WARN, &n);
+	for (int i = 0; i < n && o->n_warn_percents < 8; i++)
+		o->warn_percents[o->n_warn_percents++] = (unsigned)strtoul(list[i], NULL, 10);
+	settings_list_free(&list);
+}
+
+int delivery_main(const struct delivery_args *args)
+{
+	struct delivery d;
+	memset(&d, 0, sizeof(d));
+	d.loop = ioloop_create();
+	char *text = settings_to_text(args->set);
+	char *error = NULL;
+	d.set = settings_from_text(text, &error);
+	free(text);
+	if (d.set == NULL)
+		fatal("configuration: %s", error);
+	d.batch_max = settings_num(d.set, S_SMTPD_BATCH_MAX);
+	struct store_options o;
+	store_options_from(d.set, &o);
+	const char *serr;
+	const char *dir = settings_str(d.set, S_GLOBAL_DATA_DIR);
+	if (store_open(dir, &o, &d.store, &serr) < 0)
+		fatal("global.data_dir: %s: %s", dir, serr);
+	if (args->ready_fd >= 0) {
+		if (write(args->ready_fd, "R", 1) != 1)
+			fatal("cannot signal the parent: %s", strerror(errno));
+		close(args->ready_fd);
+	}
+	d.commit = defer_new(d.loop, commit_batch, &d);
+	d.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d.efd < 0)
+		fatal("eventfd: %s", strerror(errno));
+	d.eio = io_add(d.loop, d.efd, IO_READ, auth_done, &d);
+	/* signals first: the thread inherits them blocked */
+	const char *why;
+	ioloop_signal_add(d.loop, SIGTERM, on_term, &d, &why);
+	ioloop_signal_add(d.loop, SIGINT, on_term, &d, &why);
+	ioloop_signal_add(d.loop, SIGHUP, on_term, &d, &why);
+	pthread_mutex_init(&d.mu, NULL);
+	pthread_cond_init(&d.cv, NULL);
+	if (pthread_create(&d.thread, NULL, auth_thread, &d) != 0)
+		fatal("cannot start the password thread");
+	/* Each DF_DELIVER may carry the message, its parse and the queue
+	 * copy's record. */
+	uint64_t max_msg = settings_num(d.set, S_SMTPD_MAX_MESSAGE_SIZE);
+	size_t max_frame = (size_t)(max_msg * 3 + 16 * 1024 * 1024);
+	d.n_workers = args->n_workers;
+	d.n_alive = args->n_workers;
+	d.workers = xcalloc(d.n_workers, sizeof(*d.workers));
+	for (size_t i = 0; i < d.n_workers; i++) {
+		d.workers[i].d = &d;
+		d.workers[i].idx = (unsigned)i;
+		d.workers[i].chan = frame_chan_new(d.loop, args->worker_fds[i], max_frame,
+						   worker_frame, worker_gone, &d.workers[i]);
+	}
+	if (args->parent_fd >= 0)
+		d.parent = frame_chan_new(d.loop, args->parent_fd, DFRAME_RELOAD_MAX * 3,
+					  parent_frame, parent_gone, &d);
+	log_info("event=started process=delivery store=%s", dir);
+	if (d.n_workers > 0)
+		ioloop_run(d.loop);
+	commit_batch(&d);
+	pthread_mutex_lock(&d.mu);
+	d.thread_stop = true;
+	pthread_cond_signal(&d.cv);
+	pthread_mutex_unlock(&d.mu);
+	pthread_join(d.thread, NULL);
+	for (size_t i = 0; i < d.n_workers; i++)
+		frame_chan_free(&d.workers[i].chan);
+	frame_chan_free(&d.parent);
+	free(d.workers);
+	free(d.batch);
+	io_remove(&d.eio);
+	close(d.efd);
+	defer_free(&d.commit);
+	store_close(&d.store);
+	settings_free(&d.set);
+	ioloop_destroy(&d.loop);
+	log_info("event=stopped process=delivery");
+	return 0;
+}
