@@ -22,3 +22,12 @@ check_PROGRAMS += tests/unit/test-smtp-session
 tests_unit_test_smtp_session_SOURCES = tests/unit/test-smtp-session.c
 tests_unit_test_smtp_session_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/smtpd
 tests_unit_test_smtp_session_LDADD = $(LIBSMTPD) $(LIBCONGVU_NET) $(LIBCONGVU) $(CHECK_LIBS)
+
+# A test tool: an account's messages as JSON lines.
+check_PROGRAMS += smtpd/store-peek
+smtpd_store_peek_SOURCES = smtpd/store-peek.c
+smtpd_store_peek_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS)
+smtpd_store_peek_LDADD = $(LIBCONGVU_STORE) $(LIBCONGVU)
+
+INTEGRATION_TESTS += tests/integration/smtpd_basic.py
+EXTRA_DIST += tests/integration/smtpd_common.py
