@@ -630,8 +630,8 @@ static size_t read_token(const char **pp, const char *end)
 	return n;
 }
 
-/* Parses "; attr=value" pairs up to end into raw (at most MIME_MAX_PARAMS
- * * 4 pieces, continuations included). */
+/* Parses "; attr=value" pairs up to end into raw (at most max pieces,
+ * RFC 2231 sections counted one by one). */
 static unsigned int read_params(const char *p, const char *end, struct raw_param *raw,
 				unsigned int max)
 {
