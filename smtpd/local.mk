@@ -31,3 +31,21 @@ smtpd_store_peek_LDADD = $(LIBCONGVU_STORE) $(LIBCONGVU)
 
 INTEGRATION_TESTS += tests/integration/smtpd_basic.py
 EXTRA_DIST += tests/integration/smtpd_common.py
+
+# outbound delivery (issue 6): the SMTP client, queue decisions, DSNs and
+# the TLS policy table as a library of testable cores (doc/outbound.md).
+noinst_LIBRARIES += smtpd/liboutbound.a
+smtpd_liboutbound_a_SOURCES = \
+	smtpd/outbound-client.c smtpd/outbound-client.h \
+	smtpd/outbound-sched.c smtpd/outbound-sched.h \
+	smtpd/dsn.c smtpd/dsn.h \
+	smtpd/tls-policy.c smtpd/tls-policy.h
+smtpd_liboutbound_a_CFLAGS = $(AM_CFLAGS)
+LIBOUTBOUND = smtpd/liboutbound.a
+
+UNIT_TESTS += tests/unit/test-outbound
+check_PROGRAMS += tests/unit/test-outbound
+tests_unit_test_outbound_SOURCES = tests/unit/test-outbound.c
+tests_unit_test_outbound_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/smtpd
+tests_unit_test_outbound_LDADD = $(LIBOUTBOUND) $(LIBSMTPD) $(LIBCONGVU) $(CHECK_LIBS)
+INTEGRATION_TESTS += tests/integration/smtpd_policy.py

@@ -90,6 +90,7 @@ struct client {
 	bool closing;
 	bool tls_pending_greeting; /* SMTPS: greet after the handshake */
 	bool in_input;             /* inside smtp_session_input() */
+	bool starttls_pending;     /* start TLS once the command is consumed */
 	enum pending_req req;
 	enum smtp_stage stage;
 	unsigned timeout_ms;
@@ -776,7 +777,14 @@ static void h_write(void *ctx, const void *data, size_t len)
 
 static void h_starttls(void *ctx)
 {
-	struct client *c = ctx;
+	/* The STARTTLS line is still in the input buffer: start TLS after
+	 * it is consumed, so only what followed it is discarded. */
+	((struct client *)ctx)->starttls_pending = true;
+}
+
+static void start_tls(struct client *c)
+{
+	c->starttls_pending = false;
 	struct tls_ctx *t = c->service == LISTEN_SMTP ? c->w->tls_mx : c->w->tls_sub;
 	size_t discarded = 0;
 	const char *err;
@@ -831,6 +839,8 @@ static void client_pump(struct client *c)
 		c->in_input = false;
 		conn_consume(c->conn, used);
 	}
+	if (c->starttls_pending)
+		start_tls(c);
 	if (c->closing || smtp_session_closed(c->s)) {
 		c->closing = true;
 		conn_input_pause(c->conn, true);
