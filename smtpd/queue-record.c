@@ -20,6 +20,17 @@ static void put_escaped(struct str *out, const char *s)
 	}
 }
 
+/* An optional token: "-" when absent. */
+static void put_token(struct str *out, const char *s)
+{
+	if (s == NULL)
+		str_appendc(out, '-');
+	else if (strcmp(s, "-") == 0)
+		str_appends(out, "%2D");
+	else
+		put_escaped(out, s);
+}
+
 static void put_field(struct str *out, const char *key, const char *value)
 {
 	if (value == NULL)
@@ -46,6 +57,8 @@ void queue_record_encode(const struct queue_record *r, struct str *out)
 	str_printf(out, "created %" PRId64 "\nnext %" PRId64 "\nattempts %" PRIu32 "\n", r->created,
 		   r->next_attempt, r->attempts);
 	put_field(out, "error", r->last_error);
+	if (r->warned)
+		str_appends(out, "warned 1\n");
 	static const char *const st[] = { "pending", "sent", "failed" };
 	for (size_t i = 0; i < r->n_rcpts; i++) {
 		const struct queue_rcpt *q = &r->rcpts[i];
@@ -57,6 +70,15 @@ void queue_record_encode(const struct queue_record *r, struct str *out)
 		else
 			str_appendc(out, '-');
 		str_printf(out, " %s\n", st[q->status]);
+		if (q->dsn_status != NULL || q->mta != NULL || q->diag != NULL || q->reported) {
+			str_printf(out, "rinfo %zu %d ", i, q->reported ? 1 : 0);
+			put_token(out, q->dsn_status);
+			str_appendc(out, ' ');
+			put_token(out, q->mta);
+			str_appendc(out, ' ');
+			put_token(out, q->diag);
+			str_appendc(out, '\n');
+		}
 	}
 }
 
@@ -120,6 +142,8 @@ void queue_record_add_rcpt(struct queue_record *r, const char *addr, unsigned no
 	q->notify = notify;
 	q->orcpt = orcpt ? xstrdup(orcpt) : NULL;
 	q->status = QRCPT_PENDING;
+	q->dsn_status = q->mta = q->diag = NULL;
+	q->reported = false;
 }
 
 static int parse_rcpt(struct queue_record *r, const char *v, size_t len)
@@ -162,6 +186,57 @@ static int parse_rcpt(struct queue_record *r, const char *v, size_t len)
 	free(addr);
 	free(orcpt);
 	return 0;
+}
+
+static int parse_rinfo(struct queue_record *r, const char *v, size_t len)
+{
+	const char *f[5];
+	size_t fl[5];
+	size_t n = 0;
+	const char *p = v, *end = v + len;
+	while (p < end && n < 5) {
+		const char *sp = memchr(p, ' ', (size_t)(end - p));
+		const char *e = sp ? sp : end;
+		f[n] = p;
+		fl[n] = (size_t)(e - p);
+		n++;
+		p = sp ? sp + 1 : end;
+	}
+	int64_t idx;
+	if (n != 5 || p != end || parse_i64(f[0], fl[0], &idx) < 0 ||
+	    (uint64_t)idx >= r->n_rcpts || fl[1] != 1 || (f[1][0] != '0' && f[1][0] != '1'))
+		return -1;
+	struct queue_rcpt *q = &r->rcpts[idx];
+	char *tok[3] = { NULL, NULL, NULL };
+	for (size_t i = 0; i < 3; i++) {
+		if (fl[i + 2] == 1 && f[i + 2][0] == '-')
+			continue;
+		tok[i] = unescape(f[i + 2], fl[i + 2]);
+		if (tok[i] == NULL) {
+			free(tok[0]);
+			free(tok[1]);
+			return -1;
+		}
+	}
+	free(q->dsn_status);
+	free(q->mta);
+	free(q->diag);
+	q->dsn_status = tok[0];
+	q->mta = tok[1];
+	q->diag = tok[2];
+	q->reported = f[1][0] == '1';
+	return 0;
+}
+
+void queue_record_rcpt_info(struct queue_rcpt *q, const char *dsn_status, const char *mta,
+			    const char *diag)
+{
+	free(q->dsn_status);
+	free(q->mta);
+	free(q->diag);
+	q->dsn_status = dsn_status ? xstrdup(dsn_status) : NULL;
+	q->mta = mta ? xstrdup(mta) : NULL;
+	q->diag = diag ? xstrdup(diag) : NULL;
 }
 
 static int set_str(char **dst, const char *v, size_t len)
@@ -240,6 +315,13 @@ int queue_record_decode(const void *data, size_t len, struct queue_record *r,
 			r->attempts = (uint32_t)a;
 		} else if (KEY("rcpt")) {
 			ok = parse_rcpt(r, v, vlen);
+		} else if (KEY("rinfo")) {
+			ok = parse_rinfo(r, v, vlen);
+		} else if (KEY("warned")) {
+			if (vlen == 1 && (v[0] == '0' || v[0] == '1'))
+				r->warned = v[0] == '1';
+			else
+				ok = -1;
 		}
 #undef KEY
 		if (ok < 0) {
@@ -268,6 +350,9 @@ void queue_record_free(struct queue_record *r)
 	for (size_t i = 0; i < r->n_rcpts; i++) {
 		free(r->rcpts[i].addr);
 		free(r->rcpts[i].orcpt);
+		free(r->rcpts[i].dsn_status);
+		free(r->rcpts[i].mta);
+		free(r->rcpts[i].diag);
 	}
 	free(r->rcpts);
 	memset(r, 0, sizeof(*r));
