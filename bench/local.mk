@@ -11,3 +11,10 @@ bench-store: bench/bench-store
 	bench/bench-store
 bench-run: bench-store
 .PHONY: bench bench-store bench-run
+
+# congvu-imapd against Dovecot (bench/imap.py; needs dovecot-imapd and root)
+EXTRA_DIST += bench/imap.py
+bench-imap: imapd/congvu-imapd quota/congvu-quota
+	$(PYTHON3) $(top_srcdir)/bench/imap.py --build $(abs_top_builddir)
+bench-run: bench-imap
+.PHONY: bench-imap
