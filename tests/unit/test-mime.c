@@ -543,6 +543,15 @@ START_TEST(test_params_edge_cases)
 	str_free(&out);
 	mime_message_free(&msg);
 
+	/* empty values (once left unterminated: found by fuzzing) */
+	msg = parse("Content-Type: a/b; name=\"\"; e=; q*0*=; z=\"\\\"\r\n\r\n");
+	p = mime_message_root(msg);
+	ck_assert_str_eq(mime_part_param(p, "name"), "");
+	ck_assert_str_eq(mime_part_param(p, "e"), "");
+	ck_assert_str_eq(mime_part_param(p, "q"), "");
+	ck_assert_str_eq(mime_part_param(p, "z"), "\"");
+	mime_message_free(&msg);
+
 	/* invalid Content-Type: defaults, flagged */
 	const char *bad = "Content-Type: text\r\nContent-Transfer-Encoding: x-uue\r\n\r\nhi\r\n";
 	msg = parse(bad);
@@ -1035,6 +1044,11 @@ START_TEST(test_html)
 		ck_assert(utf8_is_valid(out.s, out.len));
 		str_free(&out);
 	}
+	/* a NUL inside a URL (found by fuzzing) is dropped */
+	str_truncate(&l.all, 0);
+	html_to_text("<a href='x\0y'>", 14, &out, on_link, &l);
+	ck_assert_str_eq(l.all.s, "0:xy|");
+	str_free(&out);
 	html_to_text("&#0;&#x110000;", 14, &out, NULL, NULL);
 	ck_assert_str_eq(out.s, "\xef\xbf\xbd\xef\xbf\xbd");
 	str_free(&out);
