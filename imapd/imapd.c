@@ -237,7 +237,15 @@ static pid_t spawn_worker(void)
 	if (pid == 0) {
 		ioloop_signals_reset();
 		int ret = worker_main(master_tls, master_trusted);
-		_exit(ret);
+		/* the worker's own: frees what the master allocated too, so leak
+		 * checkers see a clean exit */
+		listen_close_all(&listeners, &n_listeners, false);
+		tls_ctx_free(&master_tls);
+		net_list_free(&master_trusted);
+		free(children);
+		free(overrides);
+		settings_free(&set);
+		exit(ret);
 	}
 	return pid;
 }
