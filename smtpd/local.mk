@@ -49,3 +49,4 @@ tests_unit_test_outbound_SOURCES = tests/unit/test-outbound.c
 tests_unit_test_outbound_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/smtpd
 tests_unit_test_outbound_LDADD = $(LIBOUTBOUND) $(LIBSMTPD) $(LIBCONGVU) $(CHECK_LIBS)
 INTEGRATION_TESTS += tests/integration/smtpd_policy.py
+INTEGRATION_TESTS += tests/integration/smtpd_milter.py
