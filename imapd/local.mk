@@ -26,8 +26,11 @@ imapd_congvu_imapd_CFLAGS = $(AM_CFLAGS)
 imapd_congvu_imapd_LDADD = $(LIBIMAPD) $(LIBCONGVU_STORE) $(LIBCONGVU_NET) $(LIBCONGVU_MIME) \
 	$(LIBCONGVU)
 
-UNIT_TESTS += tests/unit/test-imap-parser tests/unit/test-imap-util
-check_PROGRAMS += tests/unit/test-imap-parser tests/unit/test-imap-util
+UNIT_TESTS += tests/unit/test-imap-parser tests/unit/test-imap-util tests/unit/test-imap-search
+check_PROGRAMS += tests/unit/test-imap-parser tests/unit/test-imap-util tests/unit/test-imap-search
+tests_unit_test_imap_search_SOURCES = tests/unit/test-imap-search.c
+tests_unit_test_imap_search_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_test_imap_search_LDADD = $(LIBIMAPD) $(LIBCONGVU_MIME) $(LIBCONGVU) $(CHECK_LIBS)
 tests_unit_test_imap_parser_SOURCES = tests/unit/test-imap-parser.c
 tests_unit_test_imap_parser_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_test_imap_parser_LDADD = $(LIBIMAPD) $(LIBCONGVU_MIME) $(LIBCONGVU) $(CHECK_LIBS)
