@@ -50,3 +50,4 @@ tests_unit_test_outbound_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/s
 tests_unit_test_outbound_LDADD = $(LIBOUTBOUND) $(LIBSMTPD) $(LIBCONGVU) $(CHECK_LIBS)
 INTEGRATION_TESTS += tests/integration/smtpd_policy.py
 INTEGRATION_TESTS += tests/integration/smtpd_milter.py
+INTEGRATION_TESTS += tests/integration/smtpd_postfix.py
