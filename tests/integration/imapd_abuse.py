@@ -10,7 +10,8 @@ from imapd_common import Server, Raw, check, USER, PASSWORD  # noqa: E402
 
 
 def main():
-    srv = Server()  # 127.0.0.1 trusted: plaintext login allowed
+    # 127.0.0.1 trusted: plaintext login allowed; failed logins delayed
+    srv = Server(extra=("imapd.auth_fail_delay=1s",))
     try:
         run(srv)
     except Exception:
@@ -126,6 +127,20 @@ def run(srv):
     except (EOFError, OSError):
         got_bye = True
     check(got_bye, "a client sending only garbage is disconnected")
+
+    # failed logins: answered (after a delay), the next attempt works
+    c = Raw(srv.port)
+    r = c.cmd("f1", "LOGIN %s wrong-password" % USER)
+    check(r[-1].startswith("f1 NO") and "AUTHENTICATIONFAILED" in r[-1],
+          "wrong password: NO [AUTHENTICATIONFAILED]")
+    c.send("f2 NOOP\r\n")  # pipelined behind the delayed reply
+    check(c.until_tagged("f2")[-1].startswith("f2 OK"), "command after the delayed reply")
+    check(c.cmd("f3", "LOGIN %s %s" % (USER, PASSWORD))[-1].startswith("f3 OK"),
+          "right password after a failure")
+    c.close()
+    c = Raw(srv.port)
+    c.send("f4 LOGIN %s wrong-password\r\n" % USER)
+    c.close()  # gone while the reply is delayed
 
     # the server still serves
     c = Raw(srv.port)

@@ -4,8 +4,10 @@ mailbox commands, APPEND/FETCH/STORE/COPY/MOVE/EXPUNGE, SEARCH with
 Vietnamese text, QUOTA and NO [OVERQUOTA]."""
 import imaplib
 import os
+import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from imapd_common import Server, Raw, check, fail, USER, PASSWORD  # noqa: E402
@@ -196,6 +198,18 @@ def run(srv):
         fail("wrong password accepted")
     except imaplib.IMAP4.error as e:
         check("AUTHENTICATIONFAILED" in str(e), "wrong password: NO [AUTHENTICATIONFAILED]")
+    M.logout()
+
+    # ---- SIGHUP: certificate reloaded, connections kept ----
+    M = imaplib.IMAP4_SSL("127.0.0.1", srv.tls_port, ssl_context=srv.tls_context())
+    M.login(USER, PASSWORD)
+    srv.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    typ, _ = M.noop()
+    check(typ == "OK", "connection survives SIGHUP")
+    M.logout()
+    M = imaplib.IMAP4_SSL("127.0.0.1", srv.tls_port, ssl_context=srv.tls_context())
+    check(M.login(USER, PASSWORD)[0] == "OK", "new TLS connections after SIGHUP")
     M.logout()
 
     # ---- curl over implicit TLS ----
