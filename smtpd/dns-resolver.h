@@ -1,0 +1,58 @@
+/* Asynchronous DNS for outbound delivery (MX, A, AAAA) through libunbound,
+ * forwarding to global.dns_server or to the servers of /etc/resolv.conf.
+ * The owner watches dnsr_fd() for reading in its event loop and calls
+ * dnsr_process(); callbacks run from there. Why libunbound: doc/outbound.md.
+ * Nothing here logs. */
+#ifndef CONGVU_DNS_RESOLVER_H
+#define CONGVU_DNS_RESOLVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "net.h"
+
+struct dnsr;
+
+enum dnsr_status {
+	DNSR_OK,        /* records found */
+	DNSR_NODATA,    /* the name exists without records of the type */
+	DNSR_NXDOMAIN,  /* the name does not exist */
+	DNSR_TEMPFAIL,  /* timeout, SERVFAIL, DNSSEC failure: try later */
+};
+
+struct dnsr_mx {
+	unsigned pref;
+	char host[256];  /* without the trailing dot; "" for the null MX "." */
+};
+
+/* server: "" (resolv.conf) or IP[:PORT]. Returns 0 and *r, or -1 with
+ * *error_r (caller frees) naming global.dns_server. */
+int dnsr_new(const char *server, struct dnsr **r, char **error_r);
+void dnsr_free(struct dnsr **r);
+int dnsr_fd(struct dnsr *r);
+void dnsr_process(struct dnsr *r);
+
+/* Results are valid during the callback only; error is the reason of a
+ * DNSR_TEMPFAIL ("" otherwise). */
+typedef void dnsr_mx_fn(void *ctx, enum dnsr_status st, const struct dnsr_mx *mx, size_t n,
+			const char *error);
+typedef void dnsr_addr_fn(void *ctx, enum dnsr_status st, const struct net_addr *addrs, size_t n,
+			  const char *error);
+
+/* MX records sorted by preference (stable). Returns a query id for
+ * dnsr_cancel, or -1 with *error_r (static). */
+int dnsr_lookup_mx(struct dnsr *r, const char *domain, dnsr_mx_fn *cb, void *ctx,
+		   const char **error_r);
+/* A then AAAA records (IPv4 first), port filled in. DNSR_OK when either has
+ * data; DNSR_TEMPFAIL when one failed and the other had none. */
+int dnsr_lookup_addr(struct dnsr *r, const char *host, unsigned port, dnsr_addr_fn *cb, void *ctx,
+		     const char **error_r);
+/* The callback of query id is not called. */
+void dnsr_cancel(struct dnsr *r, int id);
+
+/* Wire-format domain name at data[0..len) (uncompressed, as libunbound
+ * gives rdata) into text without the trailing dot. 0 or -1. For tests. */
+int dnsr_name_from_wire(const unsigned char *data, size_t len, char *out, size_t out_size,
+			size_t *used_r);
+
+#endif

@@ -1,0 +1,1098 @@
+/* The outbound delivery process; see outbound.h and doc/outbound.md.
+ *
+ * Units of work: a message (queue entry) in flight has one job per
+ * destination domain with pending recipients. A job resolves its route
+ * (smart host, or MX then A/AAAA), connects to each address in turn until a
+ * server takes the transaction, and ends with one store transaction that
+ * records its recipients' results; the message's last job also ends the
+ * attempt (retry time, expiry, DSNs, removal) in that same transaction. */
+#include "config.h"
+#include "outbound.h"
+#include "address.h"
+#include "conn.h"
+#include "dns-resolver.h"
+#include "dsn.h"
+#include "ioloop.h"
+#include "log.h"
+#include "net.h"
+#include "outbound-client.h"
+#include "outbound-sched.h"
+#include "queue-record.h"
+#include "store/store.h"
+#include "str.h"
+#include "tls-policy.h"
+#include "tls.h"
+#include "xalloc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OUTPUT_HIGH_WATER (256 * 1024)
+#define PRODUCE_CHUNK (64 * 1024)
+#define SCAN_MAX_INTERVAL_MS 60000
+#define SCAN_COALESCE_MS 100
+
+struct ob;
+struct ob_job;
+
+struct ob_msg {
+	struct ob *ob;
+	uint64_t id;
+	struct queue_record rec; /* as read when the attempt started */
+	char *data;
+	size_t size;
+	size_t jobs_left;
+	struct ob_msg *next;
+};
+
+struct ob_dest {
+	char *name;               /* destination domain, or the smart host */
+	unsigned active;
+	struct ob_job *wait_head, *wait_tail;
+	struct ob_dest *next;
+};
+
+struct ob_job {
+	struct ob *ob;
+	struct ob_msg *msg;
+	struct ob_dest *dest;
+	char *domain;
+	size_t *idx;
+	size_t n;
+	struct smtpc_rcpt *rcpts;
+	struct smtpc_params params;
+	enum tls_policy_level level;
+
+	struct dnsr_mx *hosts;
+	size_t n_hosts, host_i;
+	unsigned port;
+	struct net_addr *addrs;
+	size_t n_addrs, addr_i;
+	int dns_id;
+
+	int fd;
+	struct io *cio;
+	struct timeout *cto;
+	struct conn *conn;
+	struct smtpc *c;
+	bool tls_started, no_starttls;
+	char mta[320];            /* "host[ip]:port" of the current server */
+	char tls[24];             /* the TLS version of the session, or "no" */
+	char *last_error;
+	bool last_perm;           /* every host refused us with 5xx */
+	bool any_temp;
+	struct ob_job *next_wait;
+	struct ob_job *next;      /* all jobs */
+};
+
+struct ob {
+	struct ioloop *loop;
+	const struct settings *set;
+	struct store *store;
+	struct dnsr *dns;
+	struct io *dns_io, *notify_io;
+	struct timeout *scan_to;
+	uint64_t scan_due_ms;     /* when scan_to fires (0: not armed) */
+	struct tls_ctx *tls_may, *tls_verify;
+	struct tls_policy *policy;
+	char *hostname;
+	char *domains;
+	char *relay_host;         /* "" or HOST */
+	unsigned relay_port;
+	unsigned port;
+	unsigned concurrency, dest_concurrency;
+	unsigned connect_timeout_ms, timeout_ms;
+	struct outbound_timing timing;
+	struct ob_msg *msgs;
+	size_t n_msgs;
+	struct ob_dest *dests;
+	struct ob_job *jobs;
+	bool stopping;
+};
+
+static void job_try_addr(struct ob_job *job);
+static void job_next_host(struct ob_job *job);
+static void scan_soon(struct ob *ob, uint64_t ms);
+
+static int64_t now_secs(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* ---- destinations and concurrency ---- */
+
+static struct ob_dest *dest_get(struct ob *ob, const char *name)
+{
+	for (struct ob_dest *d = ob->dests; d != NULL; d = d->next)
+		if (strcmp(d->name, name) == 0)
+			return d;
+	struct ob_dest *d = xcalloc(1, sizeof(*d));
+	d->name = xstrdup(name);
+	d->next = ob->dests;
+	ob->dests = d;
+	return d;
+}
+
+static void dest_release(struct ob *ob, struct ob_dest *d)
+{
+	if (d->active > 0 || d->wait_head != NULL)
+		return;
+	for (struct ob_dest **pp = &ob->dests; *pp; pp = &(*pp)->next) {
+		if (*pp == d) {
+			*pp = d->next;
+			break;
+		}
+	}
+	free(d->name);
+	free(d);
+}
+
+/* ---- ending a job: the store transaction ---- */
+
+struct commit {
+	struct ob_job *job;
+	const struct outbound_result *res;
+	size_t n_res;
+	bool finish;
+	int64_t now;
+	/* outputs, reset at the start of each run (store_write may rerun) */
+	bool found, removed;
+	struct str log;
+};
+
+static void notice_deliver(struct ob *ob, struct store_txn *txn, struct commit *cm,
+			   const struct queue_record *r, const struct dsn_rcpt *rcpts, size_t n,
+			   int64_t retry_until, const char **error_r, int *ret_r)
+{
+	const struct ob_msg *msg = cm->job->msg;
+	struct dsn_params p = {
+		.reporting_mta = ob->hostname, .sender = r->from, .envid = r->envid,
+		.ret = r->ret, .arrival = r->created, .will_retry_until = retry_until,
+		.now = cm->now, .queue_id = msg->id, .rcpts = rcpts, .n_rcpts = n,
+		.message = msg->data, .message_len = msg->size,
+	};
+	struct str m = STR_INIT;
+	dsn_build(&p, &m);
+	static const char *const kinds[] = { "failed", "delayed", "delivered", "relayed" };
+	const char *kind = kinds[rcpts[0].action];
+	char norm[ADDRESS_MAX_LEN + 1];
+	const char *why;
+	bool local = address_normalize(r->from, norm, &why) == 0 &&
+		     domain_is_local(address_domain(norm), ob->domains);
+	if (local) {
+		struct store_rcpt sr;
+		memset(&sr, 0, sizeof(sr));
+		sr.address = norm;
+		struct store_delivery d = { .data = m.s, .size = m.len, .rcpts = &sr, .n_rcpts = 1 };
+		if (store_txn_deliver(txn, &d, 1, error_r) < 0) {
+			*ret_r = -1;
+		} else if (sr.status != RCPT_OK) {
+			str_printf(&cm->log,
+				   "event=dsn_dropped queue_id=%" PRIu64 " kind=%s to=<%s> reason=%s\n",
+				   msg->id, kind, norm,
+				   sr.status == RCPT_NO_ACCOUNT ? "no_account" : "mailbox_refused");
+		} else {
+			str_printf(&cm->log,
+				   "event=dsn queue_id=%" PRIu64 " kind=%s to=<%s> delivery=local"
+				   " uid=%" PRIu32 "\n", msg->id, kind, norm, sr.uid);
+		}
+	} else {
+		struct queue_record b;
+		memset(&b, 0, sizeof(b));
+		b.from = xstrdup("");
+		b.body = 1;
+		b.smtputf8 = false;
+		for (const char *s = r->from; *s; s++)
+			if ((unsigned char)*s >= 0x80)
+				b.smtputf8 = true;
+		b.created = b.next_attempt = cm->now;
+		queue_record_add_rcpt(&b, r->from, 1 /* NOTIFY=NEVER */, NULL);
+		struct str enc = STR_INIT;
+		queue_record_encode(&b, &enc);
+		uint64_t bid;
+		if (store_txn_queue_add(txn, enc.s, enc.len, m.s, m.len, &bid, error_r) < 0)
+			*ret_r = -1;
+		else
+			str_printf(&cm->log,
+				   "event=dsn queue_id=%" PRIu64 " kind=%s to=<%s> delivery=queued"
+				   " dsn_queue_id=%" PRIu64 "\n", msg->id, kind, r->from, bid);
+		str_free(&enc);
+		queue_record_free(&b);
+	}
+	str_free(&m);
+}
+
+static int commit_fn(struct store_txn *txn, void *ctx, const char **error_r)
+{
+	struct commit *cm = ctx;
+	struct ob_job *job = cm->job;
+	struct ob *ob = job->ob;
+	uint64_t id = job->msg->id;
+	cm->found = cm->removed = false;
+	str_truncate(&cm->log, 0);
+	const void *rec;
+	size_t len;
+	uint8_t blob[STORE_BLOB_ID_LEN];
+	int ret = store_txn_queue_get(txn, id, &rec, &len, blob, error_r);
+	if (ret <= 0)
+		return ret; /* deleted meanwhile (queue delete): nothing to record */
+	struct queue_record r;
+	if (queue_record_decode(rec, len, &r, error_r) < 0)
+		return -1;
+	cm->found = true;
+	outbound_apply(&r, job->mta[0] ? job->mta : NULL, cm->res, cm->n_res);
+	ret = 0;
+	if (cm->finish) {
+		struct outbound_notices nt;
+		outbound_finish_attempt(&r, cm->now, &ob->timing, &nt);
+		if (nt.n_failed > 0)
+			notice_deliver(ob, txn, cm, &r, nt.failed, nt.n_failed, 0, error_r, &ret);
+		if (ret == 0 && nt.n_delayed > 0)
+			notice_deliver(ob, txn, cm, &r, nt.delayed, nt.n_delayed,
+				       r.created + (int64_t)ob->timing.lifetime, error_r, &ret);
+		if (ret == 0 && nt.n_relayed > 0)
+			notice_deliver(ob, txn, cm, &r, nt.relayed, nt.n_relayed, 0, error_r, &ret);
+		if (ret == 0 && nt.done) {
+			ret = store_txn_queue_del(txn, id, error_r) < 0 ? -1 : 0;
+			cm->removed = true;
+		}
+		if (ret == 0 && !nt.done) {
+			char when[64];
+			dsn_format_date(r.next_attempt, when, sizeof(when));
+			str_printf(&cm->log,
+				   "event=deferred queue_id=%" PRIu64 " attempts=%" PRIu32
+				   " next_attempt=\"%s\"\n", id, r.attempts, when);
+		}
+		outbound_notices_free(&nt);
+	}
+	if (ret == 0 && !cm->removed) {
+		struct str enc = STR_INIT;
+		queue_record_encode(&r, &enc);
+		ret = store_txn_queue_update(txn, id, enc.s, enc.len, error_r);
+		str_free(&enc);
+	}
+	queue_record_free(&r);
+	return ret;
+}
+
+static void log_lines(const struct str *s)
+{
+	const char *p = s->s;
+	if (p == NULL)
+		return;
+	while (*p) {
+		size_t n = strcspn(p, "\n");
+		log_info("%.*s", (int)n, p);
+		p += n;
+		if (*p == '\n')
+			p++;
+	}
+}
+
+static void msg_free(struct ob *ob, struct ob_msg *m)
+{
+	for (struct ob_msg **pp = &ob->msgs; *pp; pp = &(*pp)->next) {
+		if (*pp == m) {
+			*pp = m->next;
+			break;
+		}
+	}
+	ob->n_msgs--;
+	queue_record_free(&m->rec);
+	free(m->data);
+	free(m);
+}
+
+static void job_close(struct ob_job *job)
+{
+	io_remove(&job->cio);
+	timeout_remove(&job->cto);
+	if (job->fd >= 0) {
+		close(job->fd);
+		job->fd = -1;
+	}
+	if (job->conn != NULL) {
+		conn_flush(job->conn);
+		conn_free(&job->conn);
+	}
+	smtpc_free(&job->c);
+	job->tls_started = false;
+	job->tls[0] = '\0';
+}
+
+static void job_free(struct ob_job *job)
+{
+	struct ob *ob = job->ob;
+	job_close(job);
+	if (job->dns_id > 0)
+		dnsr_cancel(ob->dns, job->dns_id);
+	for (struct ob_job **pp = &ob->jobs; *pp; pp = &(*pp)->next) {
+		if (*pp == job) {
+			*pp = job->next;
+			break;
+		}
+	}
+	free(job->domain);
+	free(job->idx);
+	free(job->rcpts);
+	free(job->hosts);
+	free(job->addrs);
+	free(job->last_error);
+	free(job);
+}
+
+static void job_start(struct ob_job *job);
+
+/* The job's results are in: record them, end the attempt when it is the
+ * message's last job, and let the next waiting job of the destination go. */
+static void job_complete(struct ob_job *job, const struct outbound_result *res, size_t n)
+{
+	struct ob *ob = job->ob;
+	struct ob_msg *msg = job->msg;
+	const struct queue_record *r = &msg->rec;
+	for (size_t i = 0; i < n; i++) {
+		static const char *const names[] = { "deferred", "sent", "deferred", "bounced" };
+		char buf[SMTPC_DIAG_MAX + 8];
+		const char *diag = res[i].diag ? res[i].diag : "";
+		log_info("event=outbound queue_id=%" PRIu64 " from=<%s> to=<%s> relay=%s "
+			 "status=%s dsn=%s tls=%s reply=\"%s\"",
+			 msg->id, r->from, res[i].addr, job->mta[0] ? job->mta : "none",
+			 names[res[i].result], res[i].status ? res[i].status : "-",
+			 job->tls[0] ? job->tls : "no",
+			 log_sanitize(buf, sizeof(buf), diag, strlen(diag)));
+	}
+	struct commit cm = { .job = job, .res = res, .n_res = n, .finish = msg->jobs_left == 1,
+			     .now = now_secs() };
+	const char *error;
+	if (store_write(ob->store, commit_fn, &cm, &error) < 0)
+		log_err("event=queue_update_failed queue_id=%" PRIu64 " error=\"%s\"", msg->id, error);
+	else
+		log_lines(&cm.log);
+	if (cm.removed)
+		log_info("event=removed queue_id=%" PRIu64, msg->id);
+	else if (!cm.found)
+		log_info("event=gone queue_id=%" PRIu64 " reason=deleted_meanwhile", msg->id);
+	str_free(&cm.log);
+
+	struct ob_dest *d = job->dest;
+	d->active--;
+	job_free(job);
+	if (--msg->jobs_left == 0)
+		msg_free(ob, msg);
+	if (d->wait_head != NULL && d->active < ob->dest_concurrency && !ob->stopping) {
+		struct ob_job *next = d->wait_head;
+		d->wait_head = next->next_wait;
+		if (d->wait_head == NULL)
+			d->wait_tail = NULL;
+		job_start(next);
+	} else {
+		dest_release(ob, d);
+	}
+	scan_soon(ob, 0);
+}
+
+/* Every recipient of the job gets the same outcome (routing failures). */
+static void job_fail_all(struct ob_job *job, enum smtpc_result result, const char *status,
+			 const char *diag)
+{
+	/* diag may be the job's own last_error, freed with the job */
+	char *d = xstrdup(diag);
+	struct outbound_result *res = xcalloc(job->n, sizeof(*res));
+	for (size_t i = 0; i < job->n; i++) {
+		res[i].index = job->idx[i];
+		res[i].addr = job->rcpts[i].addr;
+		res[i].result = result;
+		res[i].status = status;
+		res[i].diag = d;
+	}
+	job_close(job);
+	job_complete(job, res, job->n);
+	free(d);
+	free(res);
+}
+
+static void job_set_error(struct ob_job *job, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void job_set_error(struct ob_job *job, const char *fmt, ...)
+{
+	struct str s = STR_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	str_vprintf(&s, fmt, ap);
+	va_end(ap);
+	free(job->last_error);
+	job->last_error = str_steal(&s);
+}
+
+/* ---- the SMTP session ---- */
+
+static void session_end(struct ob_job *job)
+{
+	bool perm = false;
+	const char *serr = smtpc_session_error(job->c, &perm);
+	if (serr != NULL) {
+		/* nothing was tried: another address or host may do better */
+		job_set_error(job, "%s said: %s", job->mta, serr);
+		if (!perm)
+			job->any_temp = true;
+		log_info("event=outbound_session queue_id=%" PRIu64 " domain=%s relay=%s error=\"%s\"",
+			 job->msg->id, job->domain, job->mta, serr);
+		job_close(job);
+		job->addr_i++;
+		job_try_addr(job);
+		return;
+	}
+	struct outbound_result *res = xcalloc(job->n, sizeof(*res));
+	bool dsn = smtpc_offered_dsn(job->c);
+	for (size_t i = 0; i < job->n; i++) {
+		const char *diag, *status;
+		res[i].index = job->idx[i];
+		res[i].addr = job->rcpts[i].addr;
+		res[i].result = smtpc_rcpt_result(job->c, i, &diag, &status);
+		res[i].status = status[0] ? status : NULL;
+		res[i].diag = diag;
+		res[i].remote_dsn = dsn;
+	}
+	/* the strings live in the client until job_free: complete first */
+	struct smtpc *c = job->c;
+	job->c = NULL;
+	if (job->conn != NULL) {
+		conn_flush(job->conn);
+		conn_free(&job->conn);
+	}
+	job_complete(job, res, job->n);
+	smtpc_free(&c);
+	free(res);
+}
+
+static void pump(struct ob_job *job)
+{
+	struct str *out = smtpc_output(job->c);
+	for (;;) {
+		if (out->len > 0) {
+			conn_write(job->conn, out->s, out->len);
+			str_truncate(out, 0);
+		}
+		if (conn_output_size(job->conn) >= OUTPUT_HIGH_WATER)
+			break;
+		if (!smtpc_produce(job->c, PRODUCE_CHUNK) && out->len == 0)
+			break;
+	}
+}
+
+static void handle_event(struct ob_job *job, enum smtpc_event ev)
+{
+	pump(job);
+	if (ev == SMTPC_EV_DONE) {
+		session_end(job);
+	} else if (ev == SMTPC_EV_STARTTLS) {
+		const void *d;
+		size_t len;
+		conn_input(job->conn, &d, &len);
+		conn_consume(job->conn, len); /* RFC 3207 5: nothing read before TLS counts */
+		const char *why;
+		struct tls_ctx *ctx = job->level == TLS_POLICY_VERIFY ? job->ob->tls_verify
+								   : job->ob->tls_may;
+		const char *sni = job->hosts[job->host_i].host;
+		job->tls_started = true;
+		if (conn_starttls_client(job->conn, ctx, sni, &why) < 0) {
+			smtpc_abort(job->c, why);
+			session_end(job);
+		}
+	}
+}
+
+static void conn_cb(struct conn *conn, enum conn_event ev, void *ctx)
+{
+	struct ob_job *job = ctx;
+	switch (ev) {
+	case CONN_EV_DATA_IN: {
+		const void *d;
+		size_t len, used;
+		conn_input(conn, &d, &len);
+		enum smtpc_event e = smtpc_feed(job->c, d, len, &used);
+		conn_consume(conn, used);
+		handle_event(job, e);
+		return;
+	}
+	case CONN_EV_DRAINED:
+		pump(job);
+		return;
+	case CONN_EV_TLS_READY: {
+		bool verified = conn_tls_verified(conn);
+		snprintf(job->tls, sizeof(job->tls), "%s", conn_tls_version(conn));
+		log_info("event=outbound_tls queue_id=%" PRIu64 " relay=%s version=%s cipher=%s "
+			 "verified=%s", job->msg->id, job->mta, conn_tls_version(conn),
+			 conn_tls_cipher(conn), verified ? "yes" : "no");
+		handle_event(job, smtpc_tls_ready(job->c, verified));
+		return;
+	}
+	case CONN_EV_TIMEOUT:
+	case CONN_EV_EOF:
+	case CONN_EV_ERROR: {
+		const char *why = ev == CONN_EV_TIMEOUT ? "timeout waiting for the server"
+				  : ev == CONN_EV_EOF	 ? "connection closed by the server"
+							 : conn_error(conn);
+		if (job->tls_started && !conn_tls_active(conn) && job->level == TLS_POLICY_MAY &&
+		    !job->no_starttls) {
+			/* opportunistic TLS that fails: once more in clear, as Postfix does */
+			log_info("event=outbound_tls_failed queue_id=%" PRIu64 " relay=%s error=\"%s\" "
+				 "retry=clear", job->msg->id, job->mta, why);
+			job->no_starttls = true;
+			job_close(job);
+			job_try_addr(job);
+			return;
+		}
+		smtpc_abort(job->c, why);
+		session_end(job);
+		return;
+	}
+	}
+}
+
+static void connected(struct ob_job *job)
+{
+	io_remove(&job->cio);
+	timeout_remove(&job->cto);
+	struct ob *ob = job->ob;
+	job->conn = conn_new(ob->loop, job->fd, conn_cb, job);
+	job->fd = -1;
+	conn_set_timeout(job->conn, ob->timeout_ms);
+	job->params.starttls = job->level != TLS_POLICY_NONE && !job->no_starttls;
+	job->params.tls_required = job->level >= TLS_POLICY_ENCRYPT;
+	job->params.tls_verify = job->level == TLS_POLICY_VERIFY;
+	job->c = smtpc_new(&job->params);
+}
+
+static void connect_failed(struct ob_job *job, const char *why)
+{
+	job_set_error(job, "connect to %s: %s", job->mta, why);
+	job->any_temp = true;
+	log_info("event=outbound_connect queue_id=%" PRIu64 " relay=%s error=\"%s\"", job->msg->id,
+		 job->mta, why);
+	job_close(job);
+	job->addr_i++;
+	job_try_addr(job);
+}
+
+static void connect_io(void *ctx, unsigned revents)
+{
+	struct ob_job *job = ctx;
+	(void)revents;
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(job->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err != 0) {
+		connect_failed(job, strerror(err));
+		return;
+	}
+	connected(job);
+}
+
+static void connect_timeout(void *ctx)
+{
+	connect_failed(ctx, "connection timed out");
+}
+
+static void job_try_addr(struct ob_job *job)
+{
+	struct ob *ob = job->ob;
+	if (job->addr_i >= job->n_addrs) {
+		job->host_i++;
+		job_next_host(job);
+		return;
+	}
+	const struct net_addr *a = &job->addrs[job->addr_i];
+	char ip[NET_ADDR_STR_MAX];
+	net_addr_str(a, ip, sizeof(ip));
+	snprintf(job->mta, sizeof(job->mta), "%s[%s]:%u", job->hosts[job->host_i].host, ip,
+		 net_addr_port(a));
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		connect_failed(job, strerror(errno));
+		return;
+	}
+	job->fd = fd;
+	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0) {
+		connected(job);
+		return;
+	}
+	if (errno != EINPROGRESS) {
+		connect_failed(job, strerror(errno));
+		return;
+	}
+	job->cio = io_add(ob->loop, fd, IO_WRITE, connect_io, job);
+	job->cto = timeout_add(ob->loop, ob->connect_timeout_ms, connect_timeout, job);
+}
+
+static void addr_cb(void *ctx, enum dnsr_status st, const struct net_addr *addrs, size_t n,
+		    const char *error)
+{
+	struct ob_job *job = ctx;
+	job->dns_id = 0;
+	const char *host = job->hosts[job->host_i].host;
+	if (st != DNSR_OK) {
+		job_set_error(job, "host %s: %s", host,
+			      st == DNSR_TEMPFAIL ? (*error ? error : "lookup failed")
+						  : "no address (A/AAAA) found");
+		if (st == DNSR_TEMPFAIL)
+			job->any_temp = true;
+		job->host_i++;
+		job_next_host(job);
+		return;
+	}
+	free(job->addrs);
+	job->addrs = xmemdup(addrs, n * sizeof(*addrs));
+	job->n_addrs = n;
+	job->addr_i = 0;
+	job_try_addr(job);
+}
+
+static void job_next_host(struct ob_job *job)
+{
+	struct ob *ob = job->ob;
+	if (job->host_i >= job->n_hosts) {
+		/* every host failed before a transaction: temporary unless each
+		 * one refused us outright and none failed for a passing reason */
+		bool perm = job->last_perm && !job->any_temp;
+		job_fail_all(job, perm ? SMTPC_R_PERM : SMTPC_R_TEMP, perm ? "5.4.0" : "4.4.1",
+			     job->last_error ? job->last_error : "no server reachable");
+		return;
+	}
+	const char *host = job->hosts[job->host_i].host;
+	struct net_addr a;
+	free(job->addrs);
+	job->addrs = NULL;
+	job->n_addrs = job->addr_i = 0;
+	if (net_addr_parse(host, &a) == 0) {
+		if (a.ss.ss_family == AF_INET)
+			((struct sockaddr_in *)&a.ss)->sin_port = htons((uint16_t)job->port);
+		else
+			((struct sockaddr_in6 *)&a.ss)->sin6_port = htons((uint16_t)job->port);
+		addr_cb(job, DNSR_OK, &a, 1, "");
+		return;
+	}
+	const char *why;
+	int id = dnsr_lookup_addr(ob->dns, host, job->port, addr_cb, job, &why);
+	if (id < 0) {
+		job_set_error(job, "host %s: %s", host, why);
+		job->any_temp = true;
+		job->host_i++;
+		job_next_host(job);
+		return;
+	}
+	job->dns_id = id;
+}
+
+static void mx_cb(void *ctx, enum dnsr_status st, const struct dnsr_mx *mx, size_t n,
+		  const char *error)
+{
+	struct ob_job *job = ctx;
+	job->dns_id = 0;
+	switch (st) {
+	case DNSR_NXDOMAIN:
+		job_fail_all(job, SMTPC_R_PERM, "5.1.2", "domain not found (NXDOMAIN)");
+		return;
+	case DNSR_TEMPFAIL: {
+		struct str e = STR_INIT;
+		str_printf(&e, "MX lookup of %s failed: %s", job->domain, *error ? error : "timeout");
+		job_fail_all(job, SMTPC_R_TEMP, "4.4.3", e.s);
+		str_free(&e);
+		return;
+	}
+	case DNSR_NODATA:
+		/* no MX: the domain itself (RFC 5321 5.1) */
+		job->hosts = xcalloc(1, sizeof(*job->hosts));
+		snprintf(job->hosts[0].host, sizeof(job->hosts[0].host), "%s", job->domain);
+		job->n_hosts = 1;
+		break;
+	case DNSR_OK:
+		if (n == 1 && mx[0].host[0] == '\0') {
+			/* RFC 7505 null MX: the domain takes no mail */
+			job_fail_all(job, SMTPC_R_PERM, "5.1.10",
+				     "the domain accepts no mail (null MX)");
+			return;
+		}
+		job->hosts = xmemdup(mx, n * sizeof(*mx));
+		job->n_hosts = n;
+		break;
+	}
+	job->host_i = 0;
+	job_next_host(job);
+}
+
+static void job_start(struct ob_job *job)
+{
+	struct ob *ob = job->ob;
+	job->dest->active++;
+	job->host_i = 0;
+	if (ob->relay_host[0] != '\0') {
+		job->hosts = xcalloc(1, sizeof(*job->hosts));
+		snprintf(job->hosts[0].host, sizeof(job->hosts[0].host), "%s", ob->relay_host);
+		job->n_hosts = 1;
+		job->port = ob->relay_port;
+		job_next_host(job);
+		return;
+	}
+	job->port = ob->port;
+	const char *why;
+	int id = dnsr_lookup_mx(ob->dns, job->domain, mx_cb, job, &why);
+	if (id < 0) {
+		job_fail_all(job, SMTPC_R_TEMP, "4.4.3", why);
+		return;
+	}
+	job->dns_id = id;
+}
+
+/* ---- picking up queued mail ---- */
+
+static bool in_flight(const struct ob *ob, uint64_t id)
+{
+	for (const struct ob_msg *m = ob->msgs; m != NULL; m = m->next)
+		if (m->id == id)
+			return true;
+	return false;
+}
+
+struct scan {
+	struct ob *ob;
+	int64_t now;
+	uint64_t *due;
+	size_t n_due;
+	size_t room;
+	int64_t next;   /* the earliest future attempt, 0: none */
+};
+
+static int scan_one(uint64_t id, const void *rec, size_t len, const uint8_t blob[STORE_BLOB_ID_LEN],
+		    void *ctx)
+{
+	struct scan *sc = ctx;
+	(void)blob;
+	if (in_flight(sc->ob, id))
+		return 0;
+	struct queue_record r;
+	const char *why;
+	if (queue_record_decode(rec, len, &r, &why) < 0)
+		return 0;
+	int64_t next = r.next_attempt;
+	queue_record_free(&r);
+	if (next > sc->now) {
+		if (sc->next == 0 || next < sc->next)
+			sc->next = next;
+		return 0;
+	}
+	if (sc->n_due >= sc->room)
+		return 1;
+	sc->due[sc->n_due++] = id;
+	return 0;
+}
+
+static void msg_start(struct ob *ob, uint64_t id)
+{
+	struct store_txn *txn;
+	const char *error;
+	if (store_read_begin(ob->store, &txn, &error) < 0) {
+		log_err("event=store_error error=\"%s\"", error);
+		return;
+	}
+	const void *rec;
+	size_t len;
+	uint8_t blob[STORE_BLOB_ID_LEN];
+	uint64_t size = 0;
+	struct ob_msg *m = xcalloc(1, sizeof(*m));
+	int ret = store_txn_queue_get(txn, id, &rec, &len, blob, &error);
+	if (ret > 0 && queue_record_decode(rec, len, &m->rec, &error) < 0)
+		ret = -1;
+	if (ret > 0 && store_txn_blob_size(txn, blob, &size, &error) < 0)
+		ret = -1;
+	if (ret > 0 && size > SIZE_MAX / 2)
+		ret = -1;
+	if (ret > 0) {
+		m->data = xmalloc(size ? size : 1);
+		m->size = size;
+		if (size > 0 && store_txn_blob_read(txn, blob, 0, m->data, size, &error) < 0)
+			ret = -1;
+	}
+	store_read_end(&txn);
+	if (ret <= 0) {
+		if (ret < 0)
+			log_err("event=queue_read_failed queue_id=%" PRIu64 " error=\"%s\"", id, error);
+		queue_record_free(&m->rec);
+		free(m->data);
+		free(m);
+		return;
+	}
+	m->ob = ob;
+	m->id = id;
+	m->next = ob->msgs;
+	ob->msgs = m;
+	ob->n_msgs++;
+	struct outbound_group *g;
+	size_t ng = outbound_group_pending(&m->rec, &g);
+	const struct queue_record *r = &m->rec;
+	log_info("event=attempt queue_id=%" PRIu64 " from=<%s> rcpts=%zu domains=%zu attempt=%" PRIu32
+		 " size=%zu", id, r->from, r->n_rcpts, ng, r->attempts + 1, m->size);
+	if (ng == 0) {
+		/* every recipient is final already (a crash before the attempt's
+		 * end): run the end of the attempt alone */
+		m->jobs_left = 1;
+		struct ob_job *job = xcalloc(1, sizeof(*job));
+		job->ob = ob;
+		job->msg = m;
+		job->fd = -1;
+		job->domain = xstrdup("-");
+		job->dest = dest_get(ob, "-");
+		job->dest->active++;
+		job->next = ob->jobs;
+		ob->jobs = job;
+		job_complete(job, NULL, 0);
+		return;
+	}
+	m->jobs_left = ng;
+	struct ob_job **list = xcalloc(ng, sizeof(*list));
+	for (size_t k = 0; k < ng; k++) {
+		struct ob_job *job = xcalloc(1, sizeof(*job));
+		list[k] = job;
+		job->ob = ob;
+		job->msg = m;
+		job->fd = -1;
+		job->domain = g[k].domain;
+		g[k].domain = NULL;
+		job->idx = g[k].idx;
+		g[k].idx = NULL;
+		job->n = g[k].n;
+		job->rcpts = xcalloc(job->n, sizeof(*job->rcpts));
+		for (size_t i = 0; i < job->n; i++) {
+			const struct queue_rcpt *q = &r->rcpts[job->idx[i]];
+			job->rcpts[i].addr = q->addr;
+			job->rcpts[i].notify = q->notify;
+			job->rcpts[i].orcpt = q->orcpt;
+		}
+		job->level = tls_policy_lookup(ob->policy, job->domain);
+		struct smtpc_params *p = &job->params;
+		p->helo_name = ob->hostname;
+		p->mail_from = r->from;
+		p->smtputf8 = r->smtputf8;
+		p->body_8bit = r->body == 1;
+		p->ret = r->ret;
+		p->envid = r->envid;
+		p->rcpts = job->rcpts;
+		p->n_rcpts = job->n;
+		p->data = m->data;
+		p->size = m->size;
+		job->dest = dest_get(ob, ob->relay_host[0] ? ob->relay_host : job->domain);
+		job->next = ob->jobs;
+		ob->jobs = job;
+		if (job->level >= TLS_POLICY_ENCRYPT)
+			log_info("event=tls_policy queue_id=%" PRIu64 " domain=%s policy=%s", id,
+				 job->domain, tls_policy_name(job->level));
+	}
+	outbound_groups_free(&g, ng);
+	/* start after all jobs exist (a job may complete at once); a
+	 * destination over its limit makes its jobs wait in line */
+	for (size_t i = 0; i < ng; i++) {
+		struct ob_job *job = list[i];
+		struct ob_dest *d = job->dest;
+		if (d->active >= ob->dest_concurrency) {
+			if (d->wait_tail != NULL)
+				d->wait_tail->next_wait = job;
+			else
+				d->wait_head = job;
+			d->wait_tail = job;
+			continue;
+		}
+		job_start(job);
+	}
+	free(list);
+}
+
+static void scan(void *ctx)
+{
+	struct ob *ob = ctx;
+	ob->scan_due_ms = 0;
+	if (ob->stopping)
+		return;
+	struct scan sc = { .ob = ob, .now = now_secs() };
+	sc.room = ob->n_msgs < ob->concurrency ? ob->concurrency - ob->n_msgs : 0;
+	sc.due = xcalloc(sc.room ? sc.room : 1, sizeof(uint64_t));
+	struct store_txn *txn = NULL;
+	const char *error;
+	if (sc.room > 0) {
+		if (store_read_begin(ob->store, &txn, &error) < 0 ||
+		    store_txn_queue_foreach(txn, scan_one, &sc, &error) < 0) {
+			log_err("event=store_error error=\"%s\"", error);
+			sc.next = sc.now + 5;
+		}
+		if (txn != NULL)
+			store_read_end(&txn);
+	}
+	for (size_t i = 0; i < sc.n_due; i++)
+		msg_start(ob, sc.due[i]);
+	free(sc.due);
+	uint64_t wait = SCAN_MAX_INTERVAL_MS;
+	if (sc.next > 0 && (uint64_t)(sc.next - sc.now) * 1000 < wait)
+		wait = (uint64_t)(sc.next - sc.now) * 1000;
+	scan_soon(ob, wait);
+}
+
+/* Arms the scan timer for ms from now unless it fires sooner already. */
+static void scan_soon(struct ob *ob, uint64_t ms)
+{
+	uint64_t due = ioloop_now_ms(ob->loop) + ms;
+	if (ob->scan_due_ms != 0 && ob->scan_due_ms <= due)
+		return;
+	ob->scan_due_ms = due;
+	timeout_reset(ob->scan_to, ms);
+}
+
+static void notify_io(void *ctx, unsigned revents)
+{
+	struct ob *ob = ctx;
+	(void)revents;
+	store_notify_drain(ob->store);
+	scan_soon(ob, SCAN_COALESCE_MS);
+}
+
+static void dns_io(void *ctx, unsigned revents)
+{
+	struct ob *ob = ctx;
+	(void)revents;
+	dnsr_process(ob->dns);
+}
+
+static void on_signal(void *ctx, int signo)
+{
+	struct ob *ob = ctx;
+	(void)signo;
+	ob->stopping = true;
+	ioloop_stop(ob->loop);
+}
+
+/* ---- set-up ---- */
+
+static void configure(struct ob *ob)
+{
+	const struct settings *set = ob->set;
+	char host[256];
+	const char *h = settings_str(set, S_GLOBAL_HOSTNAME);
+	if (*h == '\0') {
+		if (gethostname(host, sizeof(host)) < 0)
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		h = host;
+	}
+	ob->hostname = xstrdup(h);
+	ob->domains = xstrdup(settings_str(set, S_GLOBAL_DOMAINS));
+	const char *relay = settings_str(set, S_SMTPD_RELAY_HOST);
+	ob->relay_port = 25;
+	if (relay[0] == '[') {
+		const char *close = strchr(relay, ']');
+		ob->relay_host = xstrndup(relay + 1, close ? (size_t)(close - relay - 1) : 0);
+		if (close != NULL && close[1] == ':')
+			ob->relay_port = (unsigned)strtoul(close + 2, NULL, 10);
+	} else {
+		const char *colon = strrchr(relay, ':');
+		if (colon != NULL && strchr(relay, ':') == colon) {
+			ob->relay_host = xstrndup(relay, (size_t)(colon - relay));
+			ob->relay_port = (unsigned)strtoul(colon + 1, NULL, 10);
+		} else {
+			ob->relay_host = xstrdup(relay);
+		}
+	}
+	ob->port = (unsigned)settings_num(set, S_SMTPD_OUTBOUND_PORT);
+	ob->concurrency = (unsigned)settings_num(set, S_SMTPD_OUTBOUND_CONCURRENCY);
+	ob->dest_concurrency = (unsigned)settings_num(set, S_SMTPD_OUTBOUND_DEST_CONCURRENCY);
+	ob->connect_timeout_ms = (unsigned)settings_num(set, S_SMTPD_OUTBOUND_CONNECT_TIMEOUT) * 1000;
+	ob->timeout_ms = (unsigned)settings_num(set, S_SMTPD_OUTBOUND_TIMEOUT) * 1000;
+	ob->timing.lifetime = settings_num(set, S_SMTPD_QUEUE_LIFETIME);
+	ob->timing.warn_after = settings_num(set, S_SMTPD_DELAY_WARNING);
+	ob->timing.min_backoff = settings_num(set, S_SMTPD_RETRY_MIN_BACKOFF);
+	ob->timing.max_backoff = settings_num(set, S_SMTPD_RETRY_MAX_BACKOFF);
+	char *error;
+	if (tls_policy_parse(settings_str(set, S_SMTPD_TLS_POLICY), &ob->policy, &error) < 0)
+		fatal("%s", error);
+	const char *minv = settings_str(set, S_TLS_MIN_VERSION);
+	const char *ca = settings_str(set, S_SMTPD_OUTBOUND_CA_FILE);
+	if (tls_ctx_client_new(minv, false, NULL, &ob->tls_may, &error) < 0 ||
+	    tls_ctx_client_new(minv, true, *ca ? ca : NULL, &ob->tls_verify, &error) < 0)
+		fatal("%s", error);
+}
+
+int outbound_main(const struct outbound_args *args)
+{
+	struct ob ob;
+	memset(&ob, 0, sizeof(ob));
+	ob.set = args->set;
+	ob.loop = ioloop_create();
+	configure(&ob);
+	char *error;
+	if (dnsr_new(settings_str(ob.set, S_GLOBAL_DNS_SERVER), &ob.dns, &error) < 0)
+		fatal("%s", error);
+	struct store_options so;
+	memset(&so, 0, sizeof(so));
+	so.map_size = settings_num(ob.set, S_GLOBAL_STORE_MAP_SIZE);
+	so.create = true;
+	const char *why;
+	if (store_open(settings_str(ob.set, S_GLOBAL_DATA_DIR), &so, &ob.store, &why) < 0)
+		fatal("global.data_dir: %s: %s", settings_str(ob.set, S_GLOBAL_DATA_DIR), why);
+	ob.dns_io = io_add(ob.loop, dnsr_fd(ob.dns), IO_READ, dns_io, &ob);
+	int nfd = store_notify_fd(ob.store);
+	if (nfd >= 0)
+		ob.notify_io = io_add(ob.loop, nfd, IO_READ, notify_io, &ob);
+	ob.scan_to = timeout_add(ob.loop, 0, scan, &ob);
+	ob.scan_due_ms = ioloop_now_ms(ob.loop);
+	int sigs[] = { SIGTERM, SIGINT };
+	for (size_t i = 0; i < 2; i++)
+		if (ioloop_signal_add(ob.loop, sigs[i], on_signal, &ob, &why) < 0)
+			fatal("signals: %s", why);
+	signal(SIGHUP, SIG_IGN);
+	log_info("event=started process=outbound relay_host=%s port=%u concurrency=%u",
+		 ob.relay_host[0] ? ob.relay_host : "-", ob.port, ob.concurrency);
+	ioloop_run(ob.loop);
+
+	/* Sessions in progress end here; their recipients stay pending in the
+	 * store and are tried again at the next start. */
+	while (ob.jobs != NULL) {
+		struct ob_job *job = ob.jobs;
+		struct ob_msg *m = job->msg;
+		job_free(job);
+		if (--m->jobs_left == 0)
+			msg_free(&ob, m);
+	}
+	while (ob.msgs != NULL)
+		msg_free(&ob, ob.msgs);
+	while (ob.dests != NULL) {
+		struct ob_dest *d = ob.dests;
+		ob.dests = d->next;
+		free(d->name);
+		free(d);
+	}
+	log_info("event=stopped process=outbound");
+	for (size_t i = 0; i < 2; i++)
+		ioloop_signal_remove(ob.loop, sigs[i]);
+	io_remove(&ob.dns_io);
+	io_remove(&ob.notify_io);
+	timeout_remove(&ob.scan_to);
+	dnsr_free(&ob.dns);
+	store_close(&ob.store);
+	tls_policy_free(&ob.policy);
+	tls_ctx_free(&ob.tls_may);
+	tls_ctx_free(&ob.tls_verify);
+	free(ob.hostname);
+	free(ob.domains);
+	free(ob.relay_host);
+	ioloop_destroy(&ob.loop);
+	return 0;
+}
