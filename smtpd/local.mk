@@ -59,3 +59,4 @@ smtpd_congvu_smtpd_SOURCES += \
 smtpd_congvu_smtpd_CFLAGS += $(UNBOUND_CFLAGS)
 smtpd_congvu_smtpd_LDADD += $(LIBOUTBOUND) $(LIBSMTPD) $(LIBCONGVU_STORE) $(LIBCONGVU_NET) \
 	$(LIBCONGVU) $(UNBOUND_LIBS)
+INTEGRATION_TESTS += tests/integration/smtpd_crash.py

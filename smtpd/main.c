@@ -15,6 +15,7 @@
 #include "ioloop.h"
 #include "listen.h"
 #include "log.h"
+#include "outbound.h"
 #include "privsep.h"
 #include "queue-record.h"
 #include "smtpd.h"
@@ -45,6 +46,7 @@ struct parent {
 	int n_overrides;
 	struct settings *set;
 	pid_t delivery_pid;
+	pid_t outbound_pid;        /* outbound delivery (issue 6) */
 	pid_t *worker_pids;
 	size_t n_workers;
 	struct frame_chan **chans; /* to the workers, then the delivery process */
@@ -356,14 +358,18 @@ static void own_data_dir(const char *dir, uid_t uid, gid_t gid)
 	closedir(d);
 }
 
-static void child_setup(const struct settings *set)
+static void child_setup(const struct settings *set, pid_t parent)
 {
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	ioloop_signals_reset();
 	signal(SIGPIPE, SIG_IGN);
 	char *error;
 	if (privsep_drop(settings_str(set, S_GLOBAL_USER), &error) < 0)
 		fatal("%s", error);
+	/* After the drop, which clears it: a child never outlives the parent
+	 * (a restarted daemon must find the ports free) */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
 }
 
 /* ---- the parent's loop ---- */
@@ -437,6 +443,7 @@ static void on_signal(void *ctx, int signo)
 				for (size_t i = 0; i < p->n_workers; i++)
 					kill(p->worker_pids[i], SIGTERM);
 				kill(p->delivery_pid, SIGTERM);
+				kill(p->outbound_pid, SIGTERM);
 			}
 		}
 		if (p->alive == 0)
@@ -450,6 +457,7 @@ static void on_signal(void *ctx, int signo)
 		p->stopping = true;
 		for (size_t i = 0; i < p->n_workers; i++)
 			kill(p->worker_pids[i], SIGTERM);
+		kill(p->outbound_pid, SIGTERM);
 	}
 }
 
@@ -572,6 +580,7 @@ int main(int argc, char **argv)
 		cpar[i] = sv[0];
 		cchild[i] = sv[1];
 	}
+	pid_t parent_pid = getpid();
 	/* The delivery process first: it opens the store and says so. */
 	int ready[2];
 	if (pipe2(ready, O_CLOEXEC) < 0)
@@ -581,7 +590,7 @@ int main(int argc, char **argv)
 	if (pid < 0)
 		fatal("fork: %s", strerror(errno));
 	if (pid == 0) {
-		child_setup(set);
+		child_setup(set, parent_pid);
 		close(ready[0]);
 		listen_close_all(&lfds, &n_lfds, false);
 		for (size_t i = 0; i < n_workers; i++)
@@ -621,7 +630,7 @@ int main(int argc, char **argv)
 		if (pid < 0)
 			fatal("fork: %s", strerror(errno));
 		if (pid == 0) {
-			child_setup(set);
+			child_setup(set, parent_pid);
 			for (size_t k = 0; k < n_workers; k++)
 				if (k != i)
 					close(wfds[k]);
@@ -640,6 +649,26 @@ int main(int argc, char **argv)
 		}
 		p.worker_pids[i] = pid;
 	}
+	/* outbound delivery (issue 6): a process of its own, on the store */
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		fatal("fork: %s", strerror(errno));
+	if (pid == 0) {
+		child_setup(set, parent_pid);
+		for (size_t k = 0; k < n_workers; k++) {
+			close(wfds[k]);
+			close(cchild[k]);
+		}
+		for (size_t k = 0; k <= n_workers; k++)
+			close(cpar[k]);
+		listen_close_all(&lfds, &n_lfds, false);
+		tls_ctx_free(&tls_sub);
+		tls_ctx_free(&tls_mx);
+		struct outbound_args oa = { .set = set };
+		_exit(outbound_main(&oa));
+	}
+	p.outbound_pid = pid;
 	for (size_t i = 0; i < n_workers; i++) {
 		close(wfds[i]);
 		close(cchild[i]);
@@ -649,7 +678,7 @@ int main(int argc, char **argv)
 		close(lfds[i].fd);
 		lfds[i].fd = -1;
 	}
-	p.alive = n_workers + 1;
+	p.alive = n_workers + 2;
 	p.loop = ioloop_create();
 	for (size_t i = 0; i <= n_workers; i++)
 		p.chans[i] = frame_chan_new(p.loop, cpar[i], 1024, chan_frame, chan_gone, &p.chans[i]);
