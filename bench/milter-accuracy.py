@@ -99,6 +99,10 @@ def spamassassin_split(tmp, train_ham, train_spam, test_files):
         f.write("use_bayes 1\nbayes_auto_learn 0\nbayes_path %s/bayes\n"
                 "skip_rbl_checks 1\nuse_razor2 0\nuse_pyzor 0\n"
                 "bayes_min_ham_num 50\nbayes_min_spam_num 50\n" % home)
+    # The plugin loads (Bayes among them) live in the .pre files of the
+    # site configuration directory we replace.
+    for pre in glob.glob("/etc/spamassassin/*.pre"):
+        shutil.copy(pre, home)
     pre = ["--siteconfigpath", home]
     listfile = os.path.join(home, "list")
     for kind, files in (("--ham", train_ham), ("--spam", train_spam)):
@@ -108,15 +112,17 @@ def spamassassin_split(tmp, train_ham, train_spam, test_files):
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     subprocess.run(["sa-learn", "--sync"] + pre, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # spamd's children run as nobody: let them read (and lock) the Bayes files.
+    for root, dirs, fs in os.walk(home):
+        os.chmod(root, 0o777)
+        for x in fs:
+            os.chmod(os.path.join(root, x), 0o666)
     port = free_port()
     spamd = subprocess.Popen(["spamd", "-L", "-p", str(port), "-i", "127.0.0.1", "-A", "127.0.0.1",
                               "--max-children", "2", "-x", "--siteconfigpath", home,
-                              "-u", "nobody" if os.geteuid() == 0 else os.getlogin(),
+                              ] + (["-u", "nobody"] if os.geteuid() == 0 else []) + [
                               "--pidfile", os.path.join(home, "pid")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.chmod(home, 0o755)
-    for f in glob.glob(home + "/*"):
-        os.chmod(f, 0o755 if os.path.isdir(f) else 0o644)
     try:
         deadline = time.time() + 120
         while True:

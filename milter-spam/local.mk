@@ -42,3 +42,24 @@ EXTRA_DIST += tests/integration/milter_common.py tests/integration/milter/common
 	tests/integration/milter/spf.lua tests/integration/milter/malformed.lua \
 	tests/integration/milter/reload.lua \
 	bench/milter-accuracy.py
+
+if FUZZERS
+noinst_PROGRAMS += tests/fuzz/fuzz-tokenizer
+tests_fuzz_fuzz_tokenizer_SOURCES = tests/fuzz/fuzz-tokenizer.c
+tests_fuzz_fuzz_tokenizer_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_tokenizer_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_tokenizer_LDADD = $(LIBSPAMSCAN) $(LIBCONGVU)
+endif
+EXTRA_DIST += tests/fuzz/fuzz-tokenizer.c
+
+# bench/milter: not part of `make check`; `make bench-milter` builds the
+# protocol driver and runs the comparison with spamass-milter + spamd.
+EXTRA_PROGRAMS += bench/milter-bench
+bench_milter_bench_SOURCES = bench/milter-bench.c
+bench_milter_bench_LDADD = $(PTHREAD_LIBS)
+CLEANFILES += bench/milter-bench
+EXTRA_DIST += bench/milter.py
+bench-milter: bench/milter-bench$(EXEEXT) milter-spam/congvu-milter-spam$(EXEEXT)
+	$(PYTHON3) $(srcdir)/bench/milter.py --builddir $(abs_top_builddir)
+.PHONY: bench-milter
+EXTRA_DIST += conf/postfix-milter.cf conf/sendmail-milter.mc doc/milter-spam.md
