@@ -60,3 +60,20 @@ smtpd_congvu_smtpd_CFLAGS += $(UNBOUND_CFLAGS)
 smtpd_congvu_smtpd_LDADD += $(LIBOUTBOUND) $(LIBSMTPD) $(LIBCONGVU_STORE) $(LIBCONGVU_NET) \
 	$(LIBCONGVU) $(UNBOUND_LIBS)
 INTEGRATION_TESTS += tests/integration/smtpd_crash.py
+
+if FUZZERS
+noinst_PROGRAMS += tests/fuzz/fuzz-smtp-session tests/fuzz/fuzz-smtp-queue-record
+# the code under test is compiled into each target for coverage
+tests_fuzz_fuzz_smtp_session_SOURCES = tests/fuzz/fuzz-smtp-session.c \
+	smtpd/smtp-session.c lib/sasl.c
+tests_fuzz_fuzz_smtp_session_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/smtpd -fsanitize=fuzzer
+tests_fuzz_fuzz_smtp_session_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_smtp_session_LDADD = $(LIBCONGVU)
+tests_fuzz_fuzz_smtp_queue_record_SOURCES = tests/fuzz/fuzz-smtp-queue-record.c \
+	smtpd/queue-record.c
+tests_fuzz_fuzz_smtp_queue_record_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/smtpd -fsanitize=fuzzer
+tests_fuzz_fuzz_smtp_queue_record_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_smtp_queue_record_LDADD = $(LIBCONGVU)
+endif
+EXTRA_DIST += tests/fuzz/fuzz-smtp-session.c tests/fuzz/fuzz-smtp-queue-record.c \
+	bench/smtp.py doc/smtpd.md doc/io.md

@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""bench/smtp: messages per second of congvu-smtpd against the usual stack,
+Postfix delivering to Dovecot over LMTP, in the same run, with Postfix's
+load generator smtp-source (Debian package postfix).
+
+For each case (10 KB messages; 1 and 20 recipients; 1, 10 and 50
+concurrent sessions) it sends the same number of messages to
+- congvu-smtpd: a 250 means the message is durable in the store, so the
+  rate is the rate of durable delivery;
+- Postfix (its queue is durable at 250) relaying to Dovecot LMTP (maildir):
+  the rate counts until every message is in a maildir.
+
+Usage: bench/smtp.py [--messages N] [--quick]
+Run from the build directory (top_builddir) or set top_builddir. Needs
+root (Postfix and Dovecot are started privately on loopback ports)."""
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.path.abspath(os.environ.get("top_builddir", "."))
+SMTPD = os.path.join(BUILD, "smtpd", "congvu-smtpd")
+QUOTA = os.path.join(BUILD, "quota", "congvu-quota")
+SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+DOMAIN = "lamdong.gov.vn"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def users(n):
+    # smtp-source -r N sends to "1demo@...", "2demo@..." ... "Ndemo@..."
+    return ["demo@" + DOMAIN] + ["%ddemo@%s" % (i, DOMAIN) for i in range(1, n + 1)]
+
+
+def smtp_source(port, sessions, messages, rcpts, lmtp=False):
+    args = [SMTP_SOURCE, "-s", str(sessions), "-m", str(messages), "-l", "10240",
+            "-f", "bench@example.org", "-t", "demo@" + DOMAIN, "-M", "bench.test"]
+    if rcpts > 1:
+        args += ["-r", str(rcpts)]
+    if lmtp:
+        args.append("-L")
+    args.append("127.0.0.1:%d" % port)
+    start = time.time()
+    r = subprocess.run(args, capture_output=True, text=True, timeout=3600)
+    elapsed = time.time() - start
+    if r.returncode != 0:
+        sys.exit("smtp-source failed: " + r.stderr)
+    return elapsed
+
+
+class Congvu:
+    def __init__(self, tmp, nusers):
+        self.dir = os.path.join(tmp, "congvu")
+        os.makedirs(self.dir)
+        os.chmod(tmp, 0o755)
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        self.conf = os.path.join(self.dir, "congvu.conf")
+        with open(self.conf, "w") as f:
+            f.write("[global]\nhostname = mx.bench\ndomains = %s\ndata_dir = %s/data\n"
+                    "user = nobody\nstore_map_size = 4G\n"
+                    "[smtpd]\nsmtp_listen = 127.0.0.1:%d\nsubmission_listen =\n"
+                    "smtps_listen =\nlmtp_listen =\nmax_sessions_per_ip = 1000\n"
+                    % (DOMAIN, self.dir, self.port))
+        for u in users(nusers):
+            r = subprocess.run([QUOTA, "-c", self.conf, "account", "add", u, "--quota", "0"],
+                               input="x\n", capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit("congvu-quota: " + r.stderr)
+        self.log = open(os.path.join(self.dir, "smtpd.log"), "w")
+        self.proc = subprocess.Popen([SMTPD, "-c", self.conf], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        if not wait_port(self.port):
+            sys.exit("congvu-smtpd did not start")
+
+    def run(self, sessions, messages, rcpts):
+        t = smtp_source(self.port, sessions, messages, rcpts)
+        return messages / t
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+
+
+MASTER_CF = """\
+127.0.0.1:{port} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+lmtp      unix  -       -       n       -       -       lmtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+MAIN_CF = """\
+compatibility_level = 3.6
+queue_directory = {dir}/queue
+data_directory = {dir}/pfdata
+maillog_file = {dir}/maillog
+maillog_file_prefixes = {dir}
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = edge.bench
+mydestination =
+mynetworks = 127.0.0.0/8
+relay_domains = {domain}
+relay_transport = lmtp:inet:127.0.0.1:{lmtp}
+smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+smtp_dns_support_level = disabled
+alias_maps =
+alias_database =
+biff = no
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+"""
+
+DOVECOT_CONF = """\
+base_dir = {dir}/run
+state_dir = {dir}/state
+log_path = {dir}/dovecot.log
+protocols = lmtp
+listen = 127.0.0.1
+ssl = no
+mail_location = maildir:{dir}/mail/%u
+default_internal_user = dovecot
+default_login_user = dovenull
+first_valid_uid = 1
+passdb {{
+  driver = passwd-file
+  args = {dir}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = {dir}/users
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+"""
+
+
+class PostfixDovecot:
+    def __init__(self, tmp, nusers):
+        self.dir = os.path.join(tmp, "pd")
+        for d in ("", "etc", "queue", "pfdata", "run", "state", "mail"):
+            os.makedirs(os.path.join(self.dir, d), exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        shutil.chown(os.path.join(self.dir, "pfdata"), "postfix")
+        shutil.chown(os.path.join(self.dir, "mail"), "nobody")
+        self.lmtp = free_port()
+        self.port = free_port()
+        nobody = subprocess.run(["id", "-u", "nobody"], capture_output=True, text=True).stdout
+        nogroup = subprocess.run(["id", "-g", "nobody"], capture_output=True, text=True).stdout
+        with open(os.path.join(self.dir, "users"), "w") as f:
+            for u in users(nusers):
+                f.write("%s:{PLAIN}x:%s:%s::%s/mail/%s\n" % (u, nobody.strip(), nogroup.strip(),
+                                                           self.dir, u))
+        self.dconf = os.path.join(self.dir, "dovecot.conf")
+        with open(self.dconf, "w") as f:
+            f.write(DOVECOT_CONF.format(dir=self.dir, port=self.lmtp))
+        self.dovecot = subprocess.Popen(["dovecot", "-F", "-c", self.dconf],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        if not wait_port(self.lmtp):
+            sys.exit("dovecot did not start")
+        self.etc = os.path.join(self.dir, "etc")
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write(MAIN_CF.format(dir=self.dir, domain=DOMAIN, lmtp=self.lmtp))
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write(MASTER_CF.format(port=self.port))
+        r = subprocess.run(["postfix", "-c", self.etc, "start"], capture_output=True, text=True)
+        if r.returncode != 0 or not wait_port(self.port):
+            sys.exit("postfix did not start: " + r.stderr)
+        self.delivered = 0
+
+    def count(self):
+        n = 0
+        for root, _dirs, files in os.walk(os.path.join(self.dir, "mail")):
+            if root.endswith("/new") or root.endswith("/cur"):
+                n += len(files)
+        return n
+
+    def run(self, sessions, messages, rcpts):
+        before = self.count()
+        start = time.time()
+        smtp_source(self.port, sessions, messages, rcpts)
+        want = before + messages * rcpts
+        end = time.time() + 3600
+        while self.count() < want and time.time() < end:
+            time.sleep(0.05)
+        return messages / (time.time() - start)
+
+    def stop(self):
+        subprocess.run(["postfix", "-c", self.etc, "stop"], capture_output=True)
+        pid = os.path.join(self.dir, "queue", "pid", "master.pid")
+        end = time.time() + 30
+        while os.path.exists(pid) and time.time() < end:
+            time.sleep(0.2)
+        self.dovecot.send_signal(signal.SIGTERM)
+        self.dovecot.wait(30)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=2000,
+                    help="messages per case (default 2000)")
+    ap.add_argument("--quick", action="store_true", help="one case only (50 sessions, 1 rcpt)")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench/smtp.py: run as root (it starts private Postfix and Dovecot instances)")
+    for tool in (SMTP_SOURCE, SMTPD, QUOTA):
+        if not os.access(tool, os.X_OK):
+            sys.exit("missing %s (build first; smtp-source is in the Debian package postfix)"
+                     % tool)
+    cases = [(s, r) for r in (1, 20) for s in (1, 10, 50)]
+    if a.quick:
+        cases = [(50, 1)]
+    tmp = tempfile.mkdtemp(prefix="congvu-bench-smtp-")
+    cv = pd = None
+    try:
+        cv = Congvu(tmp, 20)
+        pd = PostfixDovecot(tmp, 20)
+        print("10 KB messages, %d per case; messages/s (higher is better)" % a.messages)
+        print("%-10s %-6s %14s %20s %8s" % ("sessions", "rcpts", "congvu-smtpd",
+                                             "postfix+dovecot", "ratio"))
+        for sessions, rcpts in cases:
+            n = a.messages if rcpts == 1 else max(100, a.messages // 10)
+            c = cv.run(sessions, n, rcpts)
+            p = pd.run(sessions, n, rcpts)
+            print("%-10d %-6d %14.0f %20.0f %7.1fx" % (sessions, rcpts, c, p, c / p),
+                  flush=True)
+    finally:
+        if cv:
+            cv.stop()
+        if pd:
+            pd.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
