@@ -1,0 +1,249 @@
+"""Helpers of the outbound delivery tests: a private Postfix instance as the
+remote MX on 127.0.0.2 (its own config and queue directories in a temporary
+directory, delivering into one Maildir), dnsmasq serving the MX records on a
+high port, and congvu-smtpd (smtpd_common.Server) pointed at both.
+Python standard library only."""
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import smtpd_common as sc  # noqa: E402
+
+REMOTE_IP = "127.0.0.2"
+REMOTE_DOMAIN = "quangninh.gov.vn"
+REMOTE_MX = "mx.quangninh.gov.vn"
+
+
+def need(tool, package):
+    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+    if path is None:
+        if os.environ.get("CI"):
+            sc.fail("%s missing: install the Debian package %s" % (tool, package))
+        print("SKIP: %s missing (Debian package %s)" % (tool, package))
+        sys.exit(77)
+    return path
+
+
+def free_port_on(ip):
+    s = socket.socket()
+    s.bind((ip, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_listen(ip, port, timeout=20.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection((ip, port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+class Dns:
+    """dnsmasq answering MX and A records from its command line only."""
+
+    def __init__(self, directory, mx, hosts, zones=(REMOTE_DOMAIN,)):
+        exe = need("dnsmasq", "dnsmasq-base")
+        self.port = sc.free_port()
+        args = [exe, "-k", "--no-resolv", "--no-hosts", "--no-poll", "--conf-file=/dev/null",
+                "--port=%d" % self.port, "--listen-address=127.0.0.1", "--bind-interfaces",
+                "--pid-file=", "--log-facility=" + os.path.join(directory, "dnsmasq.log")]
+        if os.geteuid() == 0:
+            args.append("--user=root")
+        for z in zones:
+            args.append("--local=/%s/" % z)
+        for domain, host, pref in mx:
+            args.append("--mx-host=%s,%s,%d" % (domain, host, pref))
+        for name, ip in hosts:
+            args.append("--host-record=%s,%s" % (name, ip))
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_listen("127.0.0.1", self.port):
+            self.stop()
+            sc.fail("dnsmasq did not start")
+        self.server = "127.0.0.1:%d" % self.port
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Postfix:
+    """A Postfix instance of its own: config_directory and queue_directory
+    under directory, smtpd on REMOTE_IP:port only, every recipient of
+    REMOTE_DOMAIN delivered into one Maildir, the addresses in reject
+    refused with 550 5.1.1."""
+
+    def __init__(self, directory, reject=(), starttls=True):
+        self.exe = need("postfix", "postfix")
+        self.dir = os.path.join(directory, "postfix")
+        self.conf = os.path.join(self.dir, "etc")
+        self.queue = os.path.join(self.dir, "queue")
+        self.maildir = os.path.join(self.dir, "mail", "remote")
+        os.makedirs(self.conf)
+        os.makedirs(self.queue)
+        os.makedirs(os.path.dirname(self.maildir))
+        self.port = free_port_on(REMOTE_IP)
+        import pwd
+        pw = pwd.getpwnam("postfix")
+        os.chown(os.path.dirname(self.maildir), pw.pw_uid, pw.pw_gid)
+        self.running = False
+        access = " ".join("{ %s = 550 5.1.1 <%s>: Recipient address rejected: no such user }"
+                          % (a, a) for a in reject)
+        lines = [
+            "compatibility_level = 3.6",
+            "queue_directory = " + self.queue,
+            "data_directory = " + os.path.join(self.dir, "data"),
+            "meta_directory = /etc/postfix",
+            "mail_owner = postfix",
+            "inet_interfaces = loopback-only",
+            "inet_protocols = ipv4",
+            "myhostname = " + REMOTE_MX,
+            "mydomain = " + REMOTE_DOMAIN,
+            "mydestination =",
+            "mynetworks = 127.0.0.0/8",
+            "maillog_file = " + os.path.join(self.dir, "postfix.log"),
+            "maillog_file_prefixes = " + self.dir,
+            "virtual_mailbox_domains = " + REMOTE_DOMAIN,
+            "virtual_mailbox_base = " + os.path.dirname(self.maildir),
+            "virtual_mailbox_maps = static:remote/",
+            "virtual_uid_maps = static:%d" % pw.pw_uid,
+            "virtual_gid_maps = static:%d" % pw.pw_gid,
+            "smtpd_recipient_restrictions = %s permit_mynetworks, reject_unauth_destination"
+            % (("check_recipient_access inline:{ %s }," % access) if reject else ""),
+            "smtputf8_enable = yes",
+            "alias_maps =",
+            "alias_database =",
+            "relayhost =",
+            "smtp_dns_support_level = disabled",
+        ]
+        if starttls:
+            cert, key = sc.make_cert(self.dir, "remote")
+            os.chmod(key, 0o644)
+            lines += ["smtpd_tls_security_level = may",
+                      "smtpd_tls_cert_file = " + cert, "smtpd_tls_key_file = " + key]
+        else:
+            lines += ["smtpd_tls_security_level = none"]
+        with open(os.path.join(self.conf, "main.cf"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        with open("/etc/postfix/master.cf") as f:
+            master = f.read().splitlines()
+        out = []
+        for line in master:
+            fields = line.split()
+            if not line or line[0] in " \t#" or len(fields) < 8:
+                out.append(line)
+                continue
+            if fields[0] in ("smtp", "submission", "smtps") and fields[1] == "inet":
+                continue
+            fields[4] = "n"  # no chroot: the queue is ours
+            out.append(" ".join(fields))
+        out.append("%s:%d inet n - n - - smtpd" % (REMOTE_IP, self.port))
+        with open(os.path.join(self.conf, "master.cf"), "w") as f:
+            f.write("\n".join(out) + "\n")
+
+    def postfix(self, *args):
+        return subprocess.run([self.exe, "-c", self.conf] + list(args), capture_output=True,
+                              text=True, timeout=60)
+
+    def start(self):
+        r = self.postfix("start")
+        if r.returncode != 0:
+            sc.fail("postfix start: %s%s" % (r.stdout, r.stderr))
+        self.running = True
+        if not wait_listen(REMOTE_IP, self.port):
+            sc.fail("postfix did not listen:\n" + self.log())
+
+    def stop(self):
+        if self.running:
+            self.postfix("stop")
+            self.running = False
+            end = time.time() + 20
+            while time.time() < end:
+                try:
+                    socket.create_connection((REMOTE_IP, self.port), timeout=1).close()
+                    time.sleep(0.2)
+                except OSError:
+                    break
+            # the master's children leave with it
+            time.sleep(0.3)
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "postfix.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def delivered(self):
+        """The messages in the Maildir, as bytes."""
+        out = []
+        for path in sorted(glob.glob(os.path.join(self.maildir, "new", "*"))):
+            with open(path, "rb") as f:
+                out.append(f.read())
+        return out
+
+    def wait_delivered(self, count, timeout=60.0):
+        end = time.time() + timeout
+        while time.time() < end:
+            got = self.delivered()
+            if len(got) >= count:
+                return got
+            time.sleep(0.2)
+        return self.delivered()
+
+
+def congvu(directory_dns, settings=None):
+    """congvu-smtpd with an MX listener for submission from 127.0.0.1
+    (trusted, so it may relay), using the DNS server and the remote port."""
+    s = {
+        "global.dns_server": directory_dns.server,
+        "smtpd.retry_min_backoff": "1h",
+        "smtpd.outbound_connect_timeout": "5s",
+        "smtpd.outbound_timeout": "30s",
+    }
+    if settings:
+        s.update(settings)
+    return sc.Server(settings=s, services=("smtp",))
+
+
+def queue_cmd(server, *args):
+    return subprocess.run([sc.SMTPD, "-c", server.conf, "queue"] + list(args),
+                          capture_output=True, text=True, timeout=60)
+
+
+def queue_list(server):
+    r = queue_cmd(server, "list")
+    sc.check(r.returncode == 0, "queue list: " + r.stderr)
+    return [line.split("\t") for line in r.stdout.splitlines()]
+
+
+def wait_for(pred, timeout=60.0, step=0.2):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def send(server, sender, rcpts, subject, body="Hello from Lam Dong.\r\n"):
+    c = server.smtp("smtp")
+    msg = sc.message(subject, body=body, sender=sender, to=", ".join(rcpts))
+    c.sendmail(sender, rcpts, msg)
+    c.quit()

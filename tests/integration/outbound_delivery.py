@@ -1,0 +1,124 @@
+"""Outbound delivery end to end with a real Postfix as the remote MX on
+127.0.0.2 and dnsmasq serving its MX record:
+ 1. a message for two remote recipients leaves as one copy with both, over
+    STARTTLS, and the queue empties;
+ 2. a recipient the remote refuses with 550: the other is delivered, the
+    sender (a local account) finds an RFC 3464 bounce in its INBOX, and the
+    queue empties;
+ 3. the remote down: the mail stays queued (deferred, with the error); the
+    remote up again and `queue flush`: delivered, queue empty;
+ 4. a bounce is never sent to the null sender."""
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import outbound_common as oc  # noqa: E402
+import smtpd_common as sc  # noqa: E402
+
+D = oc.REMOTE_DOMAIN
+SENDER = "demo@" + sc.DOMAIN
+
+
+def main():
+    server = None
+    dns = pf = None
+    tmp = tempfile.mkdtemp(prefix="congvu-outbound-")
+    os.chmod(tmp, 0o755)
+    try:
+        dns = oc.Dns(tmp, mx=[(D, oc.REMOTE_MX, 10)], hosts=[(oc.REMOTE_MX, oc.REMOTE_IP)])
+        pf = oc.Postfix(tmp, reject=("nobody@" + D,))
+        pf.start()
+        server = oc.congvu(dns, {"smtpd.outbound_port": str(pf.port)})
+        server.add_account(SENDER)
+        server.start()
+
+        # 1. one copy, two recipients, STARTTLS
+        oc.send(server, SENDER, ["alice@" + D, "bob@" + D], "first")
+        got = pf.wait_delivered(2)
+        sc.check(len(got) == 2, "two copies in the remote Maildir (one per recipient), got %d\n%s\n%s"
+                 % (len(got), server.log(), pf.log()))
+        sc.check(all(b"Subject: first" in m for m in got), "the message arrived")
+        log = pf.log()
+        sc.check(log.count("from=<%s>" % SENDER) == 1,
+                 "one transaction for both recipients:\n" + log)
+        sc.check("ehlo=2 starttls=1 mail=1 rcpt=2" in log, "STARTTLS was used:\n" + log)
+        sc.check("tls=TLSv1.3" in server.log(), "the TLS version is logged")
+        sc.check(oc.wait_for(lambda: oc.queue_list(server) == []), "queue empty after delivery")
+        slog = server.log()
+        sc.check("event=outbound " in slog and "status=sent" in slog,
+                 "a log line per delivered recipient:\n" + slog)
+        qid = [l for l in slog.splitlines() if "status=sent" in l][0].split("queue_id=")[1].split()[0]
+        sc.check("event=removed queue_id=%s" % qid in slog, "removal logged by queue id")
+
+        # 2. 550 for one recipient: a bounce in the sender's INBOX
+        oc.send(server, SENDER, ["carol@" + D, "nobody@" + D], "second")
+        got = pf.wait_delivered(3)
+        sc.check(len(got) == 3, "the accepted recipient got its copy")
+
+        def bounced():
+            return [m for m in server.messages(SENDER)
+                    if b"multipart/report" in m["data"]]
+        b = oc.wait_for(bounced)
+        sc.check(len(b) == 1, "one bounce in the sender's INBOX:\n" + server.log())
+        data = b[0]["data"]
+        for needle in (b"report-type=delivery-status", b"Content-Type: message/delivery-status",
+                       b"Final-Recipient: rfc822; nobody@" + D.encode(), b"Action: failed",
+                       b"Status: 5.1.1", b"Diagnostic-Code: smtp; 550 5.1.1",
+                       b"Remote-MTA: dns; " + oc.REMOTE_MX.encode(), b"Subject: second",
+                       b"Auto-Submitted: auto-replied"):
+            sc.check(needle in data, "bounce has %r:\n%s" % (needle, data[:3000]))
+        sc.check(b"carol@" not in data.split(b"message/delivery-status")[1].split(b"--=_")[0],
+                 "the delivered recipient is not in the report")
+        sc.check(oc.wait_for(lambda: oc.queue_list(server) == []), "queue empty after the bounce")
+
+        # 3. the remote down, then up and a flush
+        pf.stop()
+        oc.send(server, SENDER, ["dave@" + D], "third")
+
+        def deferred():
+            q = oc.queue_list(server)
+            return q if q and q[0][4 - 1] == "deferred" else None
+        q = oc.wait_for(deferred)
+        sc.check(q is not None and len(q) == 1, "deferred while the remote is down: %r\n%s"
+                 % (oc.queue_list(server), server.log()))
+        row = q[0]
+        sc.check(row[1] == SENDER and row[2] == "dave@" + D, "queue list fields: %r" % row)
+        sc.check("connect to" in row[5] or "refused" in row[5], "last error shown: %r" % row)
+        r = oc.queue_cmd(server, "show", row[0])
+        sc.check(r.returncode == 0 and "dave@" + D in r.stdout, "queue show: " + r.stdout + r.stderr)
+        pf.start()
+        time.sleep(0.5)
+        sc.check(len(pf.delivered()) == 3, "nothing delivered before the flush")
+        r = oc.queue_cmd(server, "flush")
+        sc.check(r.returncode == 0, "queue flush: " + r.stderr)
+        got = pf.wait_delivered(4)
+        sc.check(len(got) == 4 and any(b"Subject: third" in m for m in got),
+                 "delivered after the flush:\n" + server.log())
+        sc.check(oc.wait_for(lambda: oc.queue_list(server) == []), "queue empty after the retry")
+
+        # 4. the null sender gets no bounce: the failure is only logged
+        before = len(server.messages(SENDER))
+        oc.send(server, "", ["nobody@" + D], "fourth")
+        sc.check(oc.wait_for(lambda: oc.queue_list(server) == []), "null-sender mail leaves the queue")
+        sc.check(len(server.messages(SENDER)) == before, "no bounce for the null sender")
+        sc.check("to=<nobody@%s>" % D in server.log() and "status=bounced" in server.log(),
+                 "the failure is logged")
+        rc = server.stop()
+        sc.check(rc == 0, "congvu-smtpd stops cleanly on SIGTERM (rc %r)" % rc)
+        print("outbound delivery: ok")
+    finally:
+        if server is not None:
+            server.cleanup()
+        if pf is not None:
+            pf.stop()
+        if dns is not None:
+            dns.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
