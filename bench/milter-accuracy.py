@@ -135,11 +135,13 @@ def spamassassin_split(tmp, train_ham, train_spam, test_files):
                 time.sleep(0.5)
 
         def check(path):
+            # -x: no fallback; exit 0 ham, 1 spam, anything else an error.
             with open(path, "rb") as f:
                 r = subprocess.run(["spamc", "-d", "127.0.0.1", "-p", str(port), "-c", "-x"],
                                    stdin=f, stdout=subprocess.PIPE, text=True)
-            score = float(r.stdout.split("/")[0]) if "/" in r.stdout else 0.0
-            return path, (score, r.returncode == 1)
+            if r.returncode not in (0, 1) or "/" not in r.stdout:
+                raise RuntimeError("spamc failed on %s (exit %d): is spamd alive?" % (path, r.returncode))
+            return path, (float(r.stdout.split("/")[0]), r.returncode == 1)
 
         with ThreadPoolExecutor(max_workers=2) as ex:
             return dict(ex.map(check, test_files))

@@ -187,6 +187,10 @@ def main():
             drive(bench, sspec, everything, a.connections, a.per_connection, 20, "warm-up")
             theirs = drive(bench, sspec, everything, a.connections, a.per_connection,
                            a.sa_messages, "spamass-milter+spamd")
+            # spamass-milter lets mail through unscanned when spamd is gone:
+            # the figure only counts if spamd lived through the run.
+            if spamd.poll() is not None or smilter.poll() is not None:
+                raise RuntimeError("spamd or spamass-milter died during the run")
             ver = subprocess.run(["spamassassin", "--version"], stdout=subprocess.PIPE,
                                  text=True).stdout.splitlines()[0]
             note = "%s, spamass-milter 0.4.0, spamd with 4 children" % ver
