@@ -22,6 +22,7 @@ its Debian users dovecot/dovenull; its mail processes run as nobody)."""
 import argparse
 import concurrent.futures
 import glob
+import multiprocessing
 import os
 import random
 import resource
@@ -278,32 +279,33 @@ class Client:
         return line
 
     def cmd(self, text):
+        """Sends a command and skips its response up to the tagged reply,
+        scanning only the newly received bytes (no copying of large
+        responses)."""
         with Client.lock:
             Client.seq += 1
             tag = b"Zq%07d" % Client.seq
         self.s.sendall(tag + b" " + text + b"\r\n")
         marker = b"\r\n" + tag + b" "
-        start = 0
+        window = b"\r\n" + self.buf
+        self.buf = b""
         while True:
-            if self.buf.startswith(tag + b" "):
-                i = 0
-            else:
-                i = self.buf.find(marker, start)
-                if i >= 0:
-                    i += 2
+            i = window.find(marker)
             if i >= 0:
-                j = self.buf.find(b"\r\n", i)
+                j = window.find(b"\r\n", i + 2)
                 if j >= 0:
-                    status = self.buf[i + len(tag) + 1:i + len(tag) + 3]
-                    self.buf = self.buf[j + 2:]
+                    status = window[i + 2 + len(tag) + 1:i + 2 + len(tag) + 3]
+                    self.buf = window[j + 2:]
                     if status != b"OK":
                         raise RuntimeError("%s: %s" % (text[:40], status))
                     return
-            start = max(0, len(self.buf) - len(marker))
+                window = window[i:]
+            else:
+                window = window[-(len(marker) - 1):]
             d = self.s.recv(262144)
             if not d:
                 raise EOFError
-            self.buf += d
+            window += d
 
     def close(self):
         try:
@@ -331,39 +333,47 @@ def append_all(port, msgs):
     c.close()
 
 
+def client_loop(port, n_msgs, seed, stop, counts, errors):
+    """One benchmark client (a process of its own: no GIL between clients)."""
+    rnd = random.Random(seed)
+    n = 0
+    try:
+        while time.time() < stop:
+            c = Client(port)
+            c.cmd(b"LOGIN " + USER.encode() + b" " + PASSWORD.encode())
+            c.cmd(b"SELECT INBOX")
+            c.cmd(b"FETCH 1:* (BODY.PEEK[HEADER])")
+            for _ in range(50):
+                c.cmd(b"FETCH %d BODY.PEEK[]" % rnd.randint(1, n_msgs))
+            c.cmd(b'SEARCH SUBJECT "money"')
+            c.cmd(b"STORE %s +FLAGS (\\Seen)" %
+                  b",".join(b"%d" % rnd.randint(1, n_msgs) for _ in range(5)))
+            c.cmd(b"LOGOUT")
+            c.close()
+            n += 56
+    except Exception as e:  # reported by the parent
+        errors.put(repr(e))
+    counts[seed] = n
+
+
 def workload(port, n_msgs, clients, seconds):
-    stop = time.time() + seconds
-    counts = [0] * clients
-    errors = []
-
-    def run(k):
-        rnd = random.Random(k)
-        try:
-            while time.time() < stop:
-                c = Client(port)
-                c.cmd(b"LOGIN " + USER.encode() + b" " + PASSWORD.encode())
-                c.cmd(b"SELECT INBOX")
-                c.cmd(b"FETCH 1:* (BODY.PEEK[HEADER])")
-                for _ in range(50):
-                    c.cmd(b"FETCH %d BODY.PEEK[]" % rnd.randint(1, n_msgs))
-                c.cmd(b'SEARCH SUBJECT "money"')
-                c.cmd(b"STORE %s +FLAGS (\\Seen)" %
-                      b",".join(b"%d" % rnd.randint(1, n_msgs) for _ in range(5)))
-                c.cmd(b"LOGOUT")
-                c.close()
-                counts[k] += 56
-        except Exception as e:  # reported below
-            errors.append(repr(e))
-
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
+    ctx = multiprocessing.get_context("fork")
+    counts = ctx.Array("q", clients)
+    errors = ctx.Queue()
     t0 = time.time()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    stop = t0 + seconds
+    procs = [ctx.Process(target=client_loop, args=(port, n_msgs, k, stop, counts, errors))
+             for k in range(clients)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
     elapsed = time.time() - t0
-    if errors:
-        print("  errors: %d (first: %s)" % (len(errors), errors[0]))
+    errs = []
+    while not errors.empty():
+        errs.append(errors.get())
+    if errs:
+        print("  errors: %d (first: %s)" % (len(errs), errs[0]))
     return sum(counts) / elapsed
 
 

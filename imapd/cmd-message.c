@@ -8,6 +8,7 @@
 #include "imap-session.h"
 #include "imap-write.h"
 #include "log.h"
+#include "mime.h"
 #include "xalloc.h"
 
 #include <stdlib.h>
@@ -397,7 +398,28 @@ enum cmd_result cmd_unselect(struct imap_cmd *cmd)
 struct load_ctx {
 	struct store_txn *txn;
 	struct str buf;
+	struct mime_message *mime;   /* the current message's cached parse */
+	uint32_t mime_uid;
+	bool mime_tried;
 };
+
+static const struct mime_envelope *search_envelope(struct search_msg *m, void *ctx)
+{
+	struct load_ctx *c = ctx;
+	if (!c->mime_tried || c->mime_uid != m->rec->uid) {
+		mime_message_free(&c->mime);
+		c->mime_tried = true;
+		c->mime_uid = m->rec->uid;
+		const void *cache;
+		size_t len;
+		const char *err;
+		if (store_txn_blob_parsed(c->txn, m->rec->blob, &cache, &len, &err) == 1 &&
+		    (mime_cache_load(cache, len, &c->mime, &err) < 0 ||
+		     mime_message_size(c->mime) != m->rec->size))
+			mime_message_free(&c->mime);
+	}
+	return c->mime != NULL ? mime_message_root(c->mime)->envelope : NULL;
+}
 
 static int search_load(struct search_msg *m, bool want_body, void *ctx)
 {
@@ -407,8 +429,8 @@ static int search_load(struct search_msg *m, bool want_body, void *ctx)
 	if (size > (uint64_t)SIZE_MAX / 2)
 		return -1;
 	size_t want = (size_t)size;
-	if (!want_body && want > 16384)
-		want = 16384;
+	if (!want_body && want > 4096)
+		want = 4096;
 	for (;;) {
 		str_truncate(&c->buf, 0);
 		str_reserve(&c->buf, want);
@@ -421,7 +443,7 @@ static int search_load(struct search_msg *m, bool want_body, void *ctx)
 		/* header only: enough when the header ends inside */
 		if (memmem(c->buf.s, want, "\r\n\r\n", 4) != NULL || memmem(c->buf.s, want, "\n\n", 2))
 			break;
-		want = (size_t)size;
+		want = want * 4 < size ? want * 4 : (size_t)size;
 	}
 	m->data = c->buf.s;
 	m->len = c->buf.len;
@@ -447,7 +469,7 @@ static int search_msg_fn(const struct store_message *rec, void *ctx)
 	if (idx < 0)
 		return 0; /* arrived after the view: not visible yet */
 	struct search_msg m = { .seq = (uint32_t)idx + 1, .rec = rec, .load = search_load,
-				.load_ctx = &r->lc };
+				.load_ctx = &r->lc, .envelope = search_envelope };
 	if (search_eval(r->prog, &m)) {
 		r->hits[r->n_hits++] = r->uid ? rec->uid : (uint32_t)idx + 1;
 		if (rec->modseq > r->max_modseq)
@@ -491,6 +513,7 @@ enum cmd_result cmd_search(struct imap_cmd *cmd)
 							v->uids[v->n - 1], search_msg_fn, &r, &err);
 	store_read_end(&r.txn);
 	str_free(&r.lc.buf);
+	mime_message_free(&r.lc.mime);
 	if (ret < 0) {
 		free(r.hits);
 		return cmd_store_error(cmd, "search", err);

@@ -316,12 +316,71 @@ static void filter_header(const char *hdr, size_t len, const char *list, bool no
 	str_append(out, "\r\n", 2);
 }
 
-/* The bytes of BODY[spec]; false with *bad_r for an invalid section. */
+/* The top-level header (with its empty line) from the first bytes of the
+ * message, without loading the parse, copied to prefix: its length, or 0
+ * when it is longer than that or has no end (the parse then decides). One
+ * read: the store may have to decompress for each. The store keeps CRLF
+ * line ends. */
+static size_t quick_header(struct msg_ctx *m, struct str *prefix)
+{
+	size_t n = m->rec->size < 8192 ? (size_t)m->rec->size : 8192;
+	if (m->data != NULL) {
+		str_append(prefix, m->data, n);
+	} else {
+		str_reserve(prefix, n);
+		const char *err;
+		if (store_txn_blob_read(m->txn, m->rec->blob, 0, prefix->s, n, &err) < 0)
+			return 0;
+		prefix->len = n;
+		prefix->s[n] = '\0';
+	}
+	const char *p = prefix->s;
+	if (n >= 2 && p[0] == '\r' && p[1] == '\n')
+		return 2; /* no header at all */
+	const char *end = memmem(p, n, "\r\n\r\n", 4);
+	if (end == NULL || memchr(p, '\0', (size_t)(end - p)) != NULL)
+		return 0;
+	/* a bare LF or CR would make the parser see lines differently */
+	for (const char *q = p; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
+		if (q == p || q[-1] != '\r')
+			return 0;
+	for (const char *q = p; (q = memchr(q, '\r', (size_t)(end - q))) != NULL; q++)
+		if (q[1] != '\n')
+			return 0;
+	return (size_t)(end - p) + 4;
+}
+
+/* The bytes of BODY[spec]; false for an invalid section. */
 static bool section_bytes(struct msg_ctx *m, const char *spec, struct str *out, bool *none_r)
 {
 	*none_r = false;
 	if (spec[0] == '\0')
 		return read_range(m, 0, m->rec->size, out);
+	/* the common cases of the top level need no parse */
+	if (m->mime == NULL && (strcasecmp(spec, "HEADER") == 0 || strcasecmp(spec, "TEXT") == 0 ||
+				strncasecmp(spec, "HEADER.FIELDS", 13) == 0)) {
+		struct str prefix = STR_INIT;
+		size_t hlen = quick_header(m, &prefix);
+		bool done = false, ok = true;
+		if (hlen > 0) {
+			bool not = strncasecmp(spec, "HEADER.FIELDS.NOT ", 18) == 0;
+			const char *list = spec + (not ? 18 : 14);
+			if (strcasecmp(spec, "HEADER") == 0) {
+				str_append(out, prefix.s, hlen);
+				done = true;
+			} else if (strcasecmp(spec, "TEXT") == 0) {
+				ok = read_range(m, hlen, m->rec->size - hlen, out);
+				done = true;
+			} else if ((not || strncasecmp(spec, "HEADER.FIELDS ", 14) == 0) &&
+				   list[0] == '(') {
+				filter_header(prefix.s, hlen, list, not, out);
+				done = true;
+			}
+		}
+		str_free(&prefix);
+		if (done)
+			return ok;
+	}
 	if (!load_mime(m))
 		return false;
 	const struct mime_part *root = mime_message_root(m->mime);

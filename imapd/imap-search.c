@@ -14,6 +14,8 @@
 #include <strings.h>
 #include <time.h>
 
+enum { ENV_NONE, ENV_SUBJECT, ENV_FROM, ENV_TO, ENV_CC, ENV_BCC };
+
 enum key_type {
 	K_ALL, K_AND, K_OR, K_NOT,
 	K_FLAG_SET, K_FLAG_UNSET,             /* flags: MSG_* */
@@ -42,6 +44,7 @@ struct search_key {
 	const char *header;           /* K_HEADER: field name; NULL for the address keys' names */
 	const char *text;             /* UTF-8 */
 	bool addr;                    /* FROM/TO/CC/BCC: match decoded address text */
+	int env_field;                /* ENV_*: answerable from the envelope */
 };
 
 struct parser {
@@ -209,6 +212,7 @@ static struct search_key *parse_key(struct parser *p, unsigned depth)
 			k = new_key(p, K_HEADER);
 			k->header = addr_headers[i];
 			k->addr = true;
+			k->env_field = ENV_FROM + (int)i;
 			p->prog->needs_header = true;
 			return (k->text = text_arg(p)) ? k : NULL;
 		}
@@ -216,6 +220,7 @@ static struct search_key *parse_key(struct parser *p, unsigned depth)
 	if (strcasecmp(w, "SUBJECT") == 0) {
 		k = new_key(p, K_HEADER);
 		k->header = "SUBJECT";
+		k->env_field = ENV_SUBJECT;
 		p->prog->needs_header = true;
 		return (k->text = text_arg(p)) ? k : NULL;
 	}
@@ -563,6 +568,40 @@ static bool sent_date(struct search_msg *m, int64_t *t_r)
 	return c->sent_state == 1;
 }
 
+static const struct mime_envelope *envelope_of(struct search_msg *m)
+{
+	return m->envelope != NULL ? m->envelope(m, m->load_ctx) : NULL;
+}
+
+/* The decoded text of an envelope field, as header_text() would give. */
+static void envelope_text(const struct mime_envelope *env, int field, struct str *out)
+{
+	if (field == ENV_SUBJECT) {
+		if (env->subject != NULL)
+			charset_decode_header(env->subject, strlen(env->subject), out);
+		return;
+	}
+	const struct mime_address *a = field == ENV_FROM ? env->from
+				       : field == ENV_TO ? env->to
+				       : field == ENV_CC ? env->cc
+							 : env->bcc;
+	for (; a != NULL; a = a->next) {
+		if (a->name != NULL)
+			charset_decode_header(a->name, strlen(a->name), out);
+		if (a->kind != MIME_ADDR_MAILBOX) {
+			str_appendc(out, '\n');
+			continue;
+		}
+		str_appendc(out, ' ');
+		if (a->mailbox)
+			str_appends(out, a->mailbox);
+		str_appendc(out, '@');
+		if (a->host)
+			str_appends(out, a->host);
+		str_appendc(out, '\n');
+	}
+}
+
 static bool eval(const struct search_key *k, struct search_msg *m)
 {
 	const struct store_message *r = m->rec;
@@ -619,17 +658,32 @@ static bool eval(const struct search_key *k, struct search_msg *m)
 		return r->modseq >= k->num;
 	case K_SENTBEFORE:
 	case K_SENTON:
-	case K_SENTSINCE:
-		if (!load(m, false))
-			return false;
-		/* RFC 9051: messages without a usable Date: use the internal date */
-		if (!sent_date(m, &t))
-			t = r->internal_date;
+	case K_SENTSINCE: {
+		const struct mime_envelope *env = envelope_of(m);
+		if (env != NULL) {
+			if (env->date == NULL || !rfc5322_date_parse(env->date, &t))
+				t = r->internal_date;
+		} else {
+			if (!load(m, false))
+				return false;
+			/* RFC 9051: messages without a usable Date: use the internal date */
+			if (!sent_date(m, &t))
+				t = r->internal_date;
+		}
 		t = day_start(t);
 		return k->type == K_SENTBEFORE ? t < k->date
 		       : k->type == K_SENTON  ? t == k->date
 					      : t >= k->date;
+	}
 	case K_HEADER: {
+		const struct mime_envelope *env = k->env_field ? envelope_of(m) : NULL;
+		if (env != NULL) {
+			struct str v = STR_INIT;
+			envelope_text(env, k->env_field, &v);
+			bool ret = search_text_match(v.s ? v.s : "", v.len, k->text);
+			str_free(&v);
+			return ret;
+		}
 		if (!load(m, false))
 			return false;
 		struct str v = STR_INIT;

@@ -22,6 +22,7 @@
 
 struct pool;
 struct search_key;
+struct mime_envelope;
 
 enum {
 	SEARCH_RET_MIN = 1 << 0,
@@ -67,6 +68,10 @@ struct search_msg {
 	bool have_body;
 	int (*load)(struct search_msg *m, bool want_body, void *ctx);
 	void *load_ctx;
+	/* optional: the message's envelope from the parse cached in the store,
+	 * which answers SUBJECT, FROM, TO, CC, BCC and SENT* without reading
+	 * the message; NULL when there is none */
+	const struct mime_envelope *(*envelope)(struct search_msg *m, void *ctx);
 	/* evaluator's caches, freed by search_msg_clear() */
 	void *cache;
 };
