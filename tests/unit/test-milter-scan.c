@@ -143,8 +143,8 @@ START_TEST(test_tokenize_malformed)
 		"",
 		"no header at all",
 		"Content-Type: multipart/mixed\r\n\r\n--x\r\nnot a part\r\n",
-		"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain; "
-		"charset=no-such-charset\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!!====@@@\r\n",
+		("Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain; "
+		 "charset=no-such-charset\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!!====@@@\r\n"),
 		"Subject: =?utf-8?q?=FF=FE=?=\r\nContent-Type: text/html\r\n\r\n<a href=\"http://",
 		"Content-Type: text/plain; charset=iso-2022-jp\r\n\r\n\x1b$B\x1b(B\x1b$",
 	};
