@@ -64,7 +64,13 @@ static bool is_space(unsigned char c)
 
 static bool is_trim(unsigned char c)
 {
-	return c != 0 && strchr(".,;:\"'()[]{}<>*`|", c) != NULL;
+	switch (c) {
+	case '.': case ',': case ';': case ':': case '"': case '\'': case '(': case ')':
+	case '[': case ']': case '{': case '}': case '<': case '>': case '*': case '`': case '|':
+		return true;
+	default:
+		return false;
+	}
 }
 
 static void url_features(struct tk *t, const char *url, size_t len);

@@ -1,5 +1,6 @@
 /* The token database of the spam classifier (see tokendb.h).
- * Layout: one unnamed LMDB database; key = 8-byte token hash in host order,
+ * Layout: one unnamed LMDB database (MDB_INTEGERKEY); key = 8-byte token
+ * hash in host order,
  * value = two uint32 counts (spam, ham). Key 0 holds the message totals. */
 #include "config.h"
 #include "tokendb.h"
@@ -101,7 +102,8 @@ int tokendb_open(const char *dir, uint64_t map_size, bool create, struct tokendb
 	MDB_txn *txn;
 	rc = mdb_txn_begin(db->env, NULL, 0, &txn);
 	if (rc == 0) {
-		rc = mdb_dbi_open(txn, NULL, 0, &db->dbi);
+		/* 8-byte native keys: LMDB compares them as integers. */
+		rc = mdb_dbi_open(txn, NULL, MDB_INTEGERKEY, &db->dbi);
 		if (rc == 0)
 			rc = mdb_txn_commit(txn);
 		else
