@@ -56,7 +56,7 @@ static double now(void)
 static int connect_spec(void)
 {
 	if (strncmp(spec, "unix:", 5) == 0) {
-		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
 		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", spec + 5);
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
@@ -72,7 +72,7 @@ static int connect_spec(void)
 	char port[16], host[256];
 	snprintf(port, sizeof(port), "%.*s", (int)(at - p - 1), p + 1);
 	snprintf(host, sizeof(host), "%s", at + 1);
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
 	if (getaddrinfo(host, port, &hints, &ai) != 0)
 		return -1;
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -180,7 +180,7 @@ static int step(int fd, char cmd, const void *data, size_t len)
 		if (r < 0)
 			return -1;
 		if (strchr("hmib+-2eqp", r) != NULL)
-			continue; /* modification actions, progress */
+			continue;          /* modification actions, progress */
 		return r == 's' ? 'c' : r; /* skip: the rest of the body is not wanted */
 	}
 }
@@ -299,12 +299,14 @@ static void *worker(void *arg)
 		bool ok = fd >= 0;
 		if (ok) {
 			/* version 6, all actions, no protocol steps skipped */
-			uint32_t neg[3] = { htonl(6), htonl(0x1ff), htonl(0) };
+			uint32_t neg[3] = {htonl(6), htonl(0x1ff), htonl(0)};
 			char buf[256];
 			size_t len;
 			ok = send_cmd(fd, 'O', neg, sizeof(neg)) == 0 &&
 			     read_reply(fd, buf, sizeof(buf), &len) == 'O';
-			static const char conn[] = "client.example\0" "4\0\0" "127.0.0.1";
+			static const char conn[] = "client.example\0"
+			                           "4\0\0"
+			                           "127.0.0.1";
 			char c[sizeof(conn)];
 			memcpy(c, conn, sizeof(conn));
 			uint16_t port = htons(25);
@@ -316,7 +318,8 @@ static void *worker(void *arg)
 		for (size_t i = 0; i < n; i++) {
 			double lat = 0;
 			int verdict = 0;
-			int r = ok ? one_message(fd, &msgs[(first + i) % n_msgs], &lat, &verdict) : -1;
+			int r =
+			    ok ? one_message(fd, &msgs[(first + i) % n_msgs], &lat, &verdict) : -1;
 			pthread_mutex_lock(&lock);
 			if (r < 0) {
 				errors++;
@@ -356,7 +359,7 @@ static void load(const char *path)
 		fprintf(stderr, "milter-bench: %s: %s\n", path, strerror(errno));
 		exit(1);
 	}
-	struct msg m = { malloc((size_t)st.st_size + 1), (size_t)st.st_size };
+	struct msg m = {malloc((size_t)st.st_size + 1), (size_t)st.st_size};
 	if (m.data == NULL || read_all(fd, m.data, m.len) < 0) {
 		fprintf(stderr, "milter-bench: %s: read error\n", path);
 		exit(1);
@@ -410,7 +413,8 @@ int main(int argc, char **argv)
 		pthread_join(tids[i], NULL);
 	double secs = now() - t0;
 	qsort(latencies, n_lat, sizeof(*latencies), cmp_double);
-	double p50 = n_lat ? latencies[n_lat / 2] : 0, p99 = n_lat ? latencies[n_lat * 99 / 100] : 0;
+	double p50 = n_lat ? latencies[n_lat / 2] : 0,
+	       p99 = n_lat ? latencies[n_lat * 99 / 100] : 0;
 	double mx = n_lat ? latencies[n_lat - 1] : 0;
 	printf("%s messages=%zu seconds=%.3f msgs_per_s=%.1f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f "
 	       "accepted=%zu rejected=%zu tempfailed=%zu errors=%zu\n",
@@ -419,6 +423,6 @@ int main(int argc, char **argv)
 	return errors == 0 ? 0 : 1;
 usage:
 	fprintf(stderr, "usage: milter-bench -s SPEC [-c CONNECTIONS] [-m PER_CONN] [-n MESSAGES] "
-			"[-l LABEL] FILE...\n");
+	                "[-l LABEL] FILE...\n");
 	return 2;
 }

@@ -2,8 +2,8 @@
  * probability is smoothed towards the prior by how often it was seen, the
  * strongest tokens are kept, and two chi-square tests (is it ham-like, is it
  * spam-like) are combined as (S - H + 1) / 2. */
-#include "config.h"
 #include "bayes.h"
+#include "config.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -12,14 +12,14 @@
  * twice the discriminators, chosen by 10-fold cross-validation on the
  * corpus training set (doc/milter-spam.md). */
 const struct bayes_params bayes_default_params = {
-	.unknown_strength = 1.0,
-	.unknown_prob = 0.5,
-	.min_distance = 0.1,
-	.max_discriminators = 300,
+    .unknown_strength = 1.0,
+    .unknown_prob = 0.5,
+    .min_distance = 0.1,
+    .max_discriminators = 300,
 };
 
 double bayes_token_prob(const struct bayes_params *p, uint32_t spam, uint32_t ham,
-			uint32_t spam_msgs, uint32_t ham_msgs)
+                        uint32_t spam_msgs, uint32_t ham_msgs)
 {
 	double n = (double)spam + (double)ham;
 	if (n == 0)

@@ -7,9 +7,9 @@
 #include <stdint.h>
 
 struct bayes_params {
-	double unknown_strength; /* s: weight of the prior (SpamBayes: 0.45; ours 1.0) */
-	double unknown_prob;     /* x: the prior (0.5) */
-	double min_distance;     /* tokens with |p - 0.5| below it are ignored (0.1) */
+	double unknown_strength;         /* s: weight of the prior (SpamBayes: 0.45; ours 1.0) */
+	double unknown_prob;             /* x: the prior (0.5) */
+	double min_distance;             /* tokens with |p - 0.5| below it are ignored (0.1) */
 	unsigned int max_discriminators; /* strongest tokens used (300) */
 };
 
@@ -18,7 +18,7 @@ extern const struct bayes_params bayes_default_params;
 /* Robinson's f(w): the probability that a message with this token is spam,
  * from its counts in spam_msgs spam and ham_msgs ham messages trained. */
 double bayes_token_prob(const struct bayes_params *p, uint32_t spam, uint32_t ham,
-			uint32_t spam_msgs, uint32_t ham_msgs);
+                        uint32_t spam_msgs, uint32_t ham_msgs);
 
 /* Upper tail of the chi-square distribution with v (even) degrees of
  * freedom at x2. */

@@ -1,5 +1,5 @@
-#include "config.h"
 #include "dns.h"
+#include "config.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -28,7 +28,7 @@ static void free_state(void *p)
 }
 
 int dns_resolver_new(const char *server, unsigned int timeout_secs, struct dns_resolver **res_r,
-		     char **error_r)
+                     char **error_r)
 {
 	struct dns_resolver *res = xcalloc(1, sizeof(*res));
 	res->timeout = timeout_secs ? timeout_secs : 1;
@@ -54,7 +54,8 @@ int dns_resolver_new(const char *server, unsigned int timeout_secs, struct dns_r
 		res->server.sin_port = htons((uint16_t)port);
 		if (inet_pton(AF_INET, host, &res->server.sin_addr) != 1) {
 			struct str e = STR_INIT;
-			str_printf(&e, "global.dns_server = '%s': expected an IPv4 address[:PORT]", server);
+			str_printf(&e, "global.dns_server = '%s': expected an IPv4 address[:PORT]",
+			           server);
 			*error_r = str_steal(&e);
 			free(res);
 			return -1;
@@ -107,7 +108,7 @@ static res_state thread_state(struct dns_resolver *res)
 }
 
 int dns_query(struct dns_resolver *res, const char *name, int type, unsigned char *answer,
-	      int anslen, int *herrno_r)
+              int anslen, int *herrno_r)
 {
 	res_state st = thread_state(res);
 	if (st == NULL) {

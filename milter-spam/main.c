@@ -33,11 +33,11 @@ static struct scanner *the_scanner;
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: " PROG " [-c FILE] [-o SECTION.KEY=VALUE]... [-n] [-d]\n"
-		"       " PROG " [-c FILE] [-o ...] train spam|ham [--forget] FILE...\n"
-		"       " PROG " [-c FILE] [-o ...] score [--client IP] [--helo NAME] [--from ADDR]\n"
-		"                 [--auth USER] [--rcpt ADDR]... [--verbose] FILE...\n");
+	fprintf(stderr, "usage: " PROG " [-c FILE] [-o SECTION.KEY=VALUE]... [-n] [-d]\n"
+	                "       " PROG " [-c FILE] [-o ...] train spam|ham [--forget] FILE...\n"
+	                "       " PROG
+	                " [-c FILE] [-o ...] score [--client IP] [--helo NAME] [--from ADDR]\n"
+	                "                 [--auth USER] [--rcpt ADDR]... [--verbose] FILE...\n");
 	exit(2);
 }
 
@@ -134,13 +134,13 @@ static int cmd_train(const struct settings *set, struct scanner *sc, int argc, c
 		}
 	}
 	fprintf(stderr, PROG ": %s %d message(s) as %s\n", delta > 0 ? "learnt" : "forgot", done,
-		spam ? "spam" : "ham");
+	        spam ? "spam" : "ham");
 	return status;
 }
 
 static int cmd_score(const struct settings *set, struct scanner *sc, int argc, char **argv)
 {
-	struct scan_envelope env = { 0 };
+	struct scan_envelope env = {0};
 	const char **rcpts = xcalloc((size_t)argc, sizeof(*rcpts));
 	bool verbose = false;
 	int i = 1;
@@ -277,8 +277,9 @@ int main(int argc, char **argv)
 	} else {
 		log_init(PROG, settings_num(set, S_GLOBAL_LOG) == 1);
 		log_set_debug(debug);
-		status = milter_run(the_scanner, spec, (unsigned int)settings_num(set, S_MILTER_TIMEOUT),
-				    (size_t)settings_num(set, S_MILTER_MAX_SCAN_SIZE), reload);
+		status =
+		    milter_run(the_scanner, spec, (unsigned int)settings_num(set, S_MILTER_TIMEOUT),
+		               (size_t)settings_num(set, S_MILTER_MAX_SCAN_SIZE), reload);
 	}
 	scanner_free(&the_scanner);
 	settings_free(&set);

@@ -9,8 +9,8 @@
  * SIGTERM and SIGINT itself (Linux delivers a process-directed signal to
  * the thread group leader first when it is waiting for it) while
  * smfi_main() runs in a second thread. */
-#include "config.h"
 #include "milter.h"
+#include "config.h"
 #include "log.h"
 #include "str.h"
 #include "xalloc.h"
@@ -208,12 +208,12 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
 	struct scan_envelope env = {
-		.client_ip = c->ip[0] ? c->ip : NULL,
-		.helo = c->helo,
-		.mail_from = c->mail_from,
-		.auth_user = c->auth,
-		.rcpts = (const char *const *)c->rcpts,
-		.rcpt_count = c->nrcpt,
+	    .client_ip = c->ip[0] ? c->ip : NULL,
+	    .helo = c->helo,
+	    .mail_from = c->mail_from,
+	    .auth_user = c->auth,
+	    .rcpts = (const char *const *)c->rcpts,
+	    .rcpt_count = c->nrcpt,
 	};
 	struct scan_result res;
 	scan_result_init(&res);
@@ -222,7 +222,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	char qbuf[64], frombuf[128];
 	log_sanitize(qbuf, sizeof(qbuf), qid ? qid : "-", qid ? strlen(qid) : 1);
 	log_sanitize(frombuf, sizeof(frombuf), c->mail_from ? c->mail_from : "",
-		     c->mail_from ? strlen(c->mail_from) : 0);
+	             c->mail_from ? strlen(c->mail_from) : 0);
 	if (scan_message(scanner, &env, c->msg.s ? c->msg.s : "", c->msg.len, &res, &error) < 0) {
 		log_err("conn=%lu qid=%s event=scan-error error=\"%s\"", c->serial, qbuf, error);
 		free(error);
@@ -258,10 +258,10 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		str_free(&status);
 	}
 	log_info("conn=%lu qid=%s client=%s from=<%s> auth=%s rcpts=%zu size=%zu%s score=%.1f "
-		 "spam=%s tests=%s action=%s",
-		 c->serial, qbuf, c->ip[0] ? c->ip : "local", frombuf, c->auth ? "yes" : "no",
-		 c->nrcpt, c->msg.len, c->truncated ? "+" : "", res.score, res.spam ? "yes" : "no",
-		 res.tests.len ? res.tests.s : "none", action);
+	         "spam=%s tests=%s action=%s",
+	         c->serial, qbuf, c->ip[0] ? c->ip : "local", frombuf, c->auth ? "yes" : "no",
+	         c->nrcpt, c->msg.len, c->truncated ? "+" : "", res.score, res.spam ? "yes" : "no",
+	         res.tests.len ? res.tests.s : "none", action);
 	scan_result_free(&res);
 	tx_reset(c);
 	return ret;
@@ -288,19 +288,19 @@ static sfsistat cb_close(SMFICTX *ctx)
 }
 
 static struct smfiDesc desc = {
-	.xxfi_name = "congvu-milter-spam",
-	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS,
-	.xxfi_connect = cb_connect,
-	.xxfi_helo = cb_helo,
-	.xxfi_envfrom = cb_envfrom,
-	.xxfi_envrcpt = cb_envrcpt,
-	.xxfi_header = cb_header,
-	.xxfi_eoh = cb_eoh,
-	.xxfi_body = cb_body,
-	.xxfi_eom = cb_eom,
-	.xxfi_abort = cb_abort,
-	.xxfi_close = cb_close,
+    .xxfi_name = "congvu-milter-spam",
+    .xxfi_version = SMFI_VERSION,
+    .xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS,
+    .xxfi_connect = cb_connect,
+    .xxfi_helo = cb_helo,
+    .xxfi_envfrom = cb_envfrom,
+    .xxfi_envrcpt = cb_envrcpt,
+    .xxfi_header = cb_header,
+    .xxfi_eoh = cb_eoh,
+    .xxfi_body = cb_body,
+    .xxfi_eom = cb_eom,
+    .xxfi_abort = cb_abort,
+    .xxfi_close = cb_close,
 };
 
 int milter_check_spec(const char *spec, const char **error_r)
@@ -361,7 +361,7 @@ static void make_socket_dir(const char *spec)
 }
 
 int milter_run(struct scanner *sc, const char *spec, unsigned int timeout_secs, size_t max_scan,
-	       milter_reload_fn *reload)
+               milter_reload_fn *reload)
 {
 	scanner = sc;
 	max_scan_size = max_scan;
@@ -385,7 +385,7 @@ int milter_run(struct scanner *sc, const char *spec, unsigned int timeout_secs, 
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	struct runner r = { 0 };
+	struct runner r = {0};
 	pthread_t tid;
 	if (pthread_create(&tid, NULL, run_main, &r) != 0)
 		fatal("pthread_create: %s", strerror(errno));

@@ -13,7 +13,7 @@
  * for scanning. Returns the exit status. */
 typedef int milter_reload_fn(char **error_r);
 int milter_run(struct scanner *sc, const char *spec, unsigned int timeout_secs, size_t max_scan,
-	       milter_reload_fn *reload);
+               milter_reload_fn *reload);
 
 /* Checks a libmilter connection spec; 0, or -1 with *error_r (static). */
 int milter_check_spec(const char *spec, const char **error_r);

@@ -1,5 +1,5 @@
-#include "config.h"
 #include "netlist.h"
+#include "config.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -43,7 +43,8 @@ static int parse_net(const char *item, struct net *net)
 	}
 	net->bits = max;
 	if (slash != NULL) {
-		if (*slash == '\0' || strlen(slash) > 3 || strspn(slash, "0123456789") != strlen(slash))
+		if (*slash == '\0' || strlen(slash) > 3 ||
+		    strspn(slash, "0123456789") != strlen(slash))
 			return -1;
 		unsigned long b = strtoul(slash, NULL, 10);
 		if (b > max)
@@ -97,7 +98,7 @@ static bool prefix_match(const unsigned char *a, const unsigned char *b, unsigne
 
 static bool match_raw(const struct netlist *list, int family, const unsigned char *addr)
 {
-	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	/* An IPv4-mapped IPv6 client is matched as IPv4. */
 	if (family == AF_INET6 && memcmp(addr, mapped, 12) == 0) {
 		family = AF_INET;

@@ -1,5 +1,5 @@
-#include "config.h"
 #include "ratelimit.h"
+#include "config.h"
 #include "xalloc.h"
 
 #include <pthread.h>
@@ -44,7 +44,7 @@ static uint64_t hash_str(const char *s)
 }
 
 struct ratelimit *ratelimit_new(uint64_t window_secs, unsigned int max_messages,
-				unsigned int max_recipients)
+                                unsigned int max_recipients)
 {
 	struct ratelimit *rl = xcalloc(1, sizeof(*rl));
 	pthread_mutex_init(&rl->lock, NULL);
@@ -88,7 +88,8 @@ static void expire_senders(struct ratelimit *rl, time_t now)
 		struct sender **pp = &rl->buckets[i];
 		while (*pp != NULL) {
 			struct sender *s = *pp;
-			if ((uint64_t)(now - s->last_seen) >= rl->window || rl->nsenders >= MAX_SENDERS) {
+			if ((uint64_t)(now - s->last_seen) >= rl->window ||
+			    rl->nsenders >= MAX_SENDERS) {
 				*pp = s->next;
 				sender_free(s);
 				rl->nsenders--;
@@ -140,8 +141,8 @@ static struct rcpt *find_rcpt(struct sender *s, uint64_t h)
 }
 
 enum ratelimit_verdict ratelimit_check(struct ratelimit *rl, const char *user,
-				       const char *const *rcpts, size_t n, time_t now,
-				       unsigned int *messages_r, unsigned int *recipients_r)
+                                       const char *const *rcpts, size_t n, time_t now,
+                                       unsigned int *messages_r, unsigned int *recipients_r)
 {
 	pthread_mutex_lock(&rl->lock);
 	struct sender *s = get_sender(rl, user, now);

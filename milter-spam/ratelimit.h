@@ -18,7 +18,7 @@ enum ratelimit_verdict {
 
 /* max_messages, max_recipients: 0 means no limit of that kind. */
 struct ratelimit *ratelimit_new(uint64_t window_secs, unsigned int max_messages,
-				unsigned int max_recipients);
+                                unsigned int max_recipients);
 void ratelimit_free(struct ratelimit **rl);
 
 /* Checks a message of user to the n external recipients (lower-case
@@ -27,7 +27,7 @@ void ratelimit_free(struct ratelimit **rl);
  * *messages_r and *recipients_r: the counts in the window including this
  * message. */
 enum ratelimit_verdict ratelimit_check(struct ratelimit *rl, const char *user,
-				       const char *const *rcpts, size_t n, time_t now,
-				       unsigned int *messages_r, unsigned int *recipients_r);
+                                       const char *const *rcpts, size_t n, time_t now,
+                                       unsigned int *messages_r, unsigned int *recipients_r);
 
 #endif

@@ -1,5 +1,5 @@
-#include "config.h"
 #include "rules.h"
+#include "config.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -119,7 +119,7 @@ static bool zip_entry(void *context, const char *name, size_t len)
 	if (!rules_name_is_executable(name, len, z->exts))
 		return true;
 	snprintf(z->facts->executable, sizeof(z->facts->executable), "%s:%.*s", z->zipname,
-		 (int)(len > 80 ? 80 : len), name);
+	         (int)(len > 80 ? 80 : len), name);
 	/* Keep the name printable for the header. */
 	for (char *c = z->facts->executable; *c; c++)
 		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f || *c == ';')
@@ -145,8 +145,8 @@ static void set_name(char *dst, size_t size, const char *name)
 			*c = '?';
 }
 
-void rules_examine(const char *data, size_t len, const struct mime_message *msg,
-		   const char *exts, struct rule_facts *f)
+void rules_examine(const char *data, size_t len, const struct mime_message *msg, const char *exts,
+                   struct rule_facts *f)
 {
 	memset(f, 0, sizeof(*f));
 	const struct mime_part *root = mime_message_root(msg);
@@ -169,7 +169,7 @@ void rules_examine(const char *data, size_t len, const struct mime_message *msg,
 	struct str body = STR_INIT;
 	for (const struct mime_part *p = root; p != NULL; p = mime_part_next(p)) {
 		if (p->flags & (MIME_PART_F_NO_BOUNDARY | MIME_PART_F_BAD_CTYPE | MIME_PART_F_NUL |
-				MIME_PART_F_NO_END_BOUNDARY))
+		                MIME_PART_F_NO_END_BOUNDARY))
 			f->bad_mime = true;
 		if (p->children != NULL || f->executable[0] != '\0')
 			continue;
@@ -183,7 +183,7 @@ void rules_examine(const char *data, size_t len, const struct mime_message *msg,
 			mime_part_decode_body(data, len, p, &body);
 			char zipname[64];
 			set_name(zipname, sizeof(zipname), fn ? fn : "zip");
-			struct zip_ctx z = { exts, zipname, f };
+			struct zip_ctx z = {exts, zipname, f};
 			rules_zip_names((const unsigned char *)body.s, body.len, zip_entry, &z);
 		}
 	}
@@ -274,7 +274,8 @@ int rules_lookalike(const char *domain, const char *locals)
 	free(copy);
 	copy = xstrdup(locals);
 	save = NULL;
-	for (char *l = strtok_r(copy, ", \t", &save); l && !found; l = strtok_r(NULL, ", \t", &save)) {
+	for (char *l = strtok_r(copy, ", \t", &save); l && !found;
+	     l = strtok_r(NULL, ", \t", &save)) {
 		idx++;
 		size_t ll = strlen(l);
 		if (ll < 6)

@@ -27,7 +27,7 @@ struct rule_facts {
 
 /* exe_extensions: space-separated extensions without dots, e.g. "exe scr". */
 void rules_examine(const char *data, size_t len, const struct mime_message *msg,
-		   const char *exe_extensions, struct rule_facts *facts_r);
+                   const char *exe_extensions, struct rule_facts *facts_r);
 
 /* Whether file name ends in one of the extensions (case-insensitive). */
 bool rules_name_is_executable(const char *name, size_t len, const char *exe_extensions);

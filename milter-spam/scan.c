@@ -1,8 +1,8 @@
 /* The scoring core (see scan.h). */
-#include "config.h"
 #include "scan.h"
 #include "address.h"
 #include "bayes.h"
+#include "config.h"
 #include "dns.h"
 #include "mime.h"
 #include "netlist.h"
@@ -14,10 +14,10 @@
 #include "xalloc.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -83,20 +83,20 @@ static int parse_decimal(const char *s, double *r)
 }
 
 static int get_score(const struct settings *set, enum setting_id id, const char *key, double *r,
-		     char **error_r)
+                     char **error_r)
 {
 	const char *v = settings_str(set, id);
 	if (parse_decimal(v, r) < 0) {
 		*error_r = errorf("milter-spam.%s = '%s': expected a decimal number between -1000 "
-				  "and 1000",
-				  key, v);
+		                  "and 1000",
+		                  key, v);
 		return -1;
 	}
 	return 0;
 }
 
 static int parse_zones(const char *spec, double def, const char *key, struct zone **zones_r,
-		       size_t *n_r, char **error_r)
+                       size_t *n_r, char **error_r)
 {
 	char *copy = xstrdup(spec);
 	char *save = NULL;
@@ -164,33 +164,33 @@ static int config_load(const struct settings *set, struct scan_config **cfg_r, c
 		const char *key;
 		size_t off;
 	} scores[] = {
-#define W(id, key, field) { id, key, offsetof(struct scan_config, field) }
-		W(S_MILTER_JUNK_THRESHOLD, "junk_threshold", junk),
-		W(S_MILTER_REJECT_THRESHOLD, "reject_threshold", reject),
-		W(S_MILTER_SCORE_ALLOW, "score_allow", w_allow),
-		W(S_MILTER_SCORE_SPF_FAIL, "score_spf_fail", w_spf_fail),
-		W(S_MILTER_SCORE_SPF_SOFTFAIL, "score_spf_softfail", w_spf_softfail),
-		W(S_MILTER_SCORE_SPF_PASS, "score_spf_pass", w_spf_pass),
-		W(S_MILTER_SCORE_SPF_FAIL_LOCAL, "score_spf_fail_local", w_spf_fail_local),
-		W(S_MILTER_SCORE_LOCAL_FROM_OUTSIDE, "score_local_from_outside", w_local_outside),
-		W(S_MILTER_SCORE_LOOKALIKE, "score_lookalike", w_lookalike),
-		W(S_MILTER_SCORE_EXECUTABLE, "score_executable", w_exe),
-		W(S_MILTER_SCORE_NO_DATE, "score_no_date", w_no_date),
-		W(S_MILTER_SCORE_NO_MESSAGE_ID, "score_no_message_id", w_no_msgid),
-		W(S_MILTER_SCORE_NO_FROM, "score_no_from", w_no_from),
-		W(S_MILTER_SCORE_NO_SUBJECT, "score_no_subject", w_no_subject),
-		W(S_MILTER_SCORE_BAD_MIME, "score_bad_mime", w_bad_mime),
-		W(S_MILTER_SCORE_BAYES_SPAM, "score_bayes_spam", w_bayes_spam),
-		W(S_MILTER_SCORE_BAYES_HAM, "score_bayes_ham", w_bayes_ham),
+#define W(id, key, field) {id, key, offsetof(struct scan_config, field)}
+	    W(S_MILTER_JUNK_THRESHOLD, "junk_threshold", junk),
+	    W(S_MILTER_REJECT_THRESHOLD, "reject_threshold", reject),
+	    W(S_MILTER_SCORE_ALLOW, "score_allow", w_allow),
+	    W(S_MILTER_SCORE_SPF_FAIL, "score_spf_fail", w_spf_fail),
+	    W(S_MILTER_SCORE_SPF_SOFTFAIL, "score_spf_softfail", w_spf_softfail),
+	    W(S_MILTER_SCORE_SPF_PASS, "score_spf_pass", w_spf_pass),
+	    W(S_MILTER_SCORE_SPF_FAIL_LOCAL, "score_spf_fail_local", w_spf_fail_local),
+	    W(S_MILTER_SCORE_LOCAL_FROM_OUTSIDE, "score_local_from_outside", w_local_outside),
+	    W(S_MILTER_SCORE_LOOKALIKE, "score_lookalike", w_lookalike),
+	    W(S_MILTER_SCORE_EXECUTABLE, "score_executable", w_exe),
+	    W(S_MILTER_SCORE_NO_DATE, "score_no_date", w_no_date),
+	    W(S_MILTER_SCORE_NO_MESSAGE_ID, "score_no_message_id", w_no_msgid),
+	    W(S_MILTER_SCORE_NO_FROM, "score_no_from", w_no_from),
+	    W(S_MILTER_SCORE_NO_SUBJECT, "score_no_subject", w_no_subject),
+	    W(S_MILTER_SCORE_BAD_MIME, "score_bad_mime", w_bad_mime),
+	    W(S_MILTER_SCORE_BAYES_SPAM, "score_bayes_spam", w_bayes_spam),
+	    W(S_MILTER_SCORE_BAYES_HAM, "score_bayes_ham", w_bayes_ham),
 #undef W
 	};
 	for (size_t i = 0; i < sizeof(scores) / sizeof(scores[0]); i++)
 		if (get_score(set, scores[i].id, scores[i].key,
-			      (double *)(void *)((char *)sc + scores[i].off), error_r) < 0)
+		              (double *)(void *)((char *)sc + scores[i].off), error_r) < 0)
 			goto fail;
 	if (sc->reject < sc->junk) {
 		*error_r = errorf("milter-spam.reject_threshold (%g) is below junk_threshold (%g)",
-				  sc->reject, sc->junk);
+		                  sc->reject, sc->junk);
 		goto fail;
 	}
 	sc->spf = settings_bool(set, S_MILTER_SPF);
@@ -214,9 +214,9 @@ static int config_load(const struct settings *set, struct scan_config **cfg_r, c
 		goto fail;
 	}
 	if (parse_zones(settings_str(set, S_MILTER_DNSBL_ZONES), 3.0, "dnsbl_zones", &sc->dnsbl,
-			&sc->n_dnsbl, error_r) < 0 ||
+	                &sc->n_dnsbl, error_r) < 0 ||
 	    parse_zones(settings_str(set, S_MILTER_DNSWL_ZONES), -3.0, "dnswl_zones", &sc->dnswl,
-			&sc->n_dnswl, error_r) < 0)
+	                &sc->n_dnswl, error_r) < 0)
 		goto fail;
 	sc->rl_action = (int)settings_num(set, S_MILTER_RATELIMIT_ACTION);
 	*cfg_r = sc;
@@ -233,17 +233,17 @@ int scanner_new(const struct settings *set, struct scanner **sc_r, char **error_
 	if (config_load(set, &sc->cfg, error_r) < 0)
 		goto fail;
 	sc->rl = ratelimit_new(settings_num(set, S_MILTER_RATELIMIT_WINDOW),
-			       (unsigned int)settings_num(set, S_MILTER_RATELIMIT_MESSAGES),
-			       (unsigned int)settings_num(set, S_MILTER_RATELIMIT_RECIPIENTS));
+	                       (unsigned int)settings_num(set, S_MILTER_RATELIMIT_MESSAGES),
+	                       (unsigned int)settings_num(set, S_MILTER_RATELIMIT_RECIPIENTS));
 	if (dns_resolver_new(settings_str(set, S_GLOBAL_DNS_SERVER),
-			     (unsigned int)settings_num(set, S_MILTER_DNS_TIMEOUT), &sc->dns,
-			     error_r) < 0)
+	                     (unsigned int)settings_num(set, S_MILTER_DNS_TIMEOUT), &sc->dns,
+	                     error_r) < 0)
 		goto fail;
 	if (settings_bool(set, S_MILTER_BAYES)) {
 		struct str dir = STR_INIT;
 		str_printf(&dir, "%s/spam", settings_str(set, S_GLOBAL_DATA_DIR));
-		int rc = tokendb_open(dir.s, settings_num(set, S_MILTER_TOKENDB_MAP_SIZE), true, &sc->db,
-				      error_r);
+		int rc = tokendb_open(dir.s, settings_num(set, S_MILTER_TOKENDB_MAP_SIZE), true,
+		                      &sc->db, error_r);
 		str_free(&dir);
 		if (rc < 0)
 			goto fail;
@@ -345,9 +345,9 @@ static size_t keyset_take(struct keyset *ks, uint64_t **keys_r)
 }
 
 static size_t message_keys(const char *data, size_t len, const struct mime_message *msg,
-			   uint64_t **keys_r)
+                           uint64_t **keys_r)
 {
-	struct keyset ks = { NULL, 0, 0 };
+	struct keyset ks = {NULL, 0, 0};
 	keyset_add(&ks, "*", 1); /* never empty */
 	tokenize_message(data, len, msg, keyset_add, &ks);
 	return keyset_take(&ks, keys_r);
@@ -397,8 +397,8 @@ static void zone_test_name(struct str *out, const char *prefix, const char *zone
 		str_appendc(out, *c == '.' || *c == '-' ? '_' : (char)toupper((unsigned char)*c));
 }
 
-static int bayes_score(struct scanner *sc, const struct scan_config *cfg, const char *data, size_t len,
-		       const struct mime_message *msg, double *prob_r, char **error_r)
+static int bayes_score(struct scanner *sc, const struct scan_config *cfg, const char *data,
+                       size_t len, const struct mime_message *msg, double *prob_r, char **error_r)
 {
 	struct tokendb_reader *r;
 	if (tokendb_read_begin(sc->db, &r, error_r) < 0)
@@ -426,8 +426,8 @@ static int bayes_score(struct scanner *sc, const struct scan_config *cfg, const 
 	tokendb_read_end(&r);
 	double *probs = xcalloc(n, sizeof(*probs));
 	for (size_t i = 0; i < n; i++)
-		probs[i] = bayes_token_prob(&cfg->params, counts[i].spam, counts[i].ham, totals.spam,
-					    totals.ham);
+		probs[i] = bayes_token_prob(&cfg->params, counts[i].spam, counts[i].ham,
+		                            totals.spam, totals.ham);
 	size_t used;
 	*prob_r = bayes_combine(&cfg->params, probs, n, &used);
 	free(probs);
@@ -437,8 +437,8 @@ static int bayes_score(struct scanner *sc, const struct scan_config *cfg, const 
 }
 
 static int scan_locked(struct scanner *sc, const struct scan_config *cfg,
-		       const struct scan_envelope *env, const char *data, size_t len,
-		       struct scan_result *res, char **error_r)
+                       const struct scan_envelope *env, const char *data, size_t len,
+                       struct scan_result *res, char **error_r)
 {
 	double score = 0;
 	bool authenticated = env->auth_user != NULL && env->auth_user[0] != '\0';
@@ -451,13 +451,14 @@ static int scan_locked(struct scanner *sc, const struct scan_config *cfg,
 	struct mime_message *msg = mime_parse(data, len);
 	struct rule_facts facts;
 	rules_examine(data, len, msg, cfg->exe_exts, &facts);
-	bool from_local = facts.from_domain[0] && domain_is_local(facts.from_domain, cfg->local_domains);
+	bool from_local =
+	    facts.from_domain[0] && domain_is_local(facts.from_domain, cfg->local_domains);
 
 	/* SPF of the envelope sender, for mail from outside. */
 	enum spf_result spf = SPF_RES_NONE;
 	if (outside && cfg->spf) {
-		spf = spf_check(sc->dns, env->client_ip, env->helo, env->mail_from,
-				cfg->hostname, &res->received_spf);
+		spf = spf_check(sc->dns, env->client_ip, env->helo, env->mail_from, cfg->hostname,
+		                &res->received_spf);
 		if (spf == SPF_RES_FAIL && sender_local)
 			hit(res, &score, "SPF_FAIL_LOCAL", cfg->w_spf_fail_local);
 		else if (spf == SPF_RES_FAIL)
@@ -489,7 +490,7 @@ static int scan_locked(struct scanner *sc, const struct scan_config *cfg,
 	if (network && netlist_match_str(cfg->allow_nets, env->client_ip))
 		hit(res, &score, "ALLOW_NETWORK", cfg->w_allow);
 	else if (spf == SPF_RES_PASS && sender_domain[0] &&
-		 domain_pattern_match(cfg->allow_sender_domains, sender_domain))
+	         domain_pattern_match(cfg->allow_sender_domains, sender_domain))
 		hit(res, &score, "ALLOW_SENDER", cfg->w_allow);
 	/* The message itself. */
 	if (facts.executable[0] != '\0')
@@ -514,9 +515,12 @@ static int scan_locked(struct scanner *sc, const struct scan_config *cfg,
 		if (p >= 0) {
 			char name[16];
 			int pct = (int)floor(p * 100);
-			snprintf(name, sizeof(name), "BAYES_%02d", pct > 99 ? 99 : pct < 0 ? 0 : pct);
+			snprintf(name, sizeof(name), "BAYES_%02d",
+			         pct > 99  ? 99
+			         : pct < 0 ? 0
+			                   : pct);
 			double w = p >= 0.5 ? cfg->w_bayes_spam * (2 * p - 1)
-					    : -cfg->w_bayes_ham * (2 * p - 1);
+			                    : -cfg->w_bayes_ham * (2 * p - 1);
 			hit(res, &score, name, w);
 		}
 	}
@@ -530,7 +534,7 @@ static int scan_locked(struct scanner *sc, const struct scan_config *cfg,
 	if (res->score >= cfg->reject) {
 		res->action = SCAN_REJECT;
 		str_printf(&res->reply, "Message refused as spam (score %.1f: %s)", res->score,
-			   res->tests.s);
+		           res->tests.s);
 	}
 	/* The outbound limit of an authenticated sender, on messages that
 	 * would otherwise go out. */
@@ -544,26 +548,27 @@ static int scan_locked(struct scanner *sc, const struct scan_config *cfg,
 		}
 		unsigned int msgs, rcpts;
 		enum ratelimit_verdict v =
-			ratelimit_check(sc->rl, env->auth_user, ext, n, time(NULL), &msgs, &rcpts);
+		    ratelimit_check(sc->rl, env->auth_user, ext, n, time(NULL), &msgs, &rcpts);
 		free(ext);
 		if (v != RATELIMIT_OK) {
 			hit(res, &res->score, "RATELIMIT", 0);
 			if (cfg->rl_action != RL_TAG) {
-				res->action = cfg->rl_action == RL_REJECT ? SCAN_REJECT : SCAN_TEMPFAIL;
+				res->action =
+				    cfg->rl_action == RL_REJECT ? SCAN_REJECT : SCAN_TEMPFAIL;
 				str_printf(&res->reply,
-					   "Sending limit reached (%u %s in the window); contact "
-					   "the mail administrators",
-					   v == RATELIMIT_MESSAGES ? msgs : rcpts,
-					   v == RATELIMIT_MESSAGES ? "messages" : "external recipients");
+				           "Sending limit reached (%u %s in the window); contact "
+				           "the mail administrators",
+				           v == RATELIMIT_MESSAGES ? msgs : rcpts,
+				           v == RATELIMIT_MESSAGES ? "messages"
+				                                   : "external recipients");
 			}
 		}
 	}
 	return 0;
 }
 
-
-int scan_message(struct scanner *sc, const struct scan_envelope *env, const char *data,
-		 size_t len, struct scan_result *res, char **error_r)
+int scan_message(struct scanner *sc, const struct scan_envelope *env, const char *data, size_t len,
+                 struct scan_result *res, char **error_r)
 {
 	pthread_rwlock_rdlock(&sc->lock);
 	int ret = scan_locked(sc, sc->cfg, env, data, len, res, error_r);
@@ -574,7 +579,7 @@ int scan_message(struct scanner *sc, const struct scan_envelope *env, const char
 void scan_result_status(const struct scan_result *res, struct str *out)
 {
 	str_printf(out, "%s, score=%.1f tests=%s", res->spam ? "Yes" : "No", res->score,
-		   res->tests.len ? res->tests.s : "none");
+	           res->tests.len ? res->tests.s : "none");
 	if (res->bayes_prob >= 0)
 		str_printf(out, " bayes=%.4f", res->bayes_prob);
 }
@@ -593,7 +598,7 @@ struct scan_training *scanner_train_begin(struct scanner *sc)
 }
 
 void scanner_train_message(struct scan_training *tr, bool spam, int delta, const char *data,
-			   size_t len)
+                           size_t len)
 {
 	uint64_t *keys;
 	size_t n = scanner_message_keys(data, len, &keys);

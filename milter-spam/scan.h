@@ -33,8 +33,8 @@ struct scanner;
 struct scan_envelope {
 	const char *client_ip; /* NULL: no network checks */
 	const char *helo;
-	const char *mail_from; /* address without <>; "" for the null sender */
-	const char *auth_user; /* SASL login ({auth_authen}); NULL: none */
+	const char *mail_from;    /* address without <>; "" for the null sender */
+	const char *auth_user;    /* SASL login ({auth_authen}); NULL: none */
 	const char *const *rcpts; /* addresses without <> */
 	size_t rcpt_count;
 };
@@ -49,10 +49,10 @@ struct scan_result {
 	double score; /* rounded to one decimal */
 	bool spam;    /* score >= junk_threshold */
 	enum scan_action action;
-	double bayes_prob; /* < 0 when the classifier was not used */
-	struct str tests;  /* "BAYES_99,MISSING_DATE" (may be empty) */
+	double bayes_prob;       /* < 0 when the classifier was not used */
+	struct str tests;        /* "BAYES_99,MISSING_DATE" (may be empty) */
 	struct str received_spf; /* Received-SPF: value, empty when not checked */
-	struct str reply; /* text after "550 5.7.1 " for REJECT/TEMPFAIL */
+	struct str reply;        /* text after "550 5.7.1 " for REJECT/TEMPFAIL */
 };
 
 /* Builds a scanner from the configuration: parses the score settings,
@@ -71,8 +71,8 @@ bool scanner_has_classifier(const struct scanner *sc);
 /* Scores data (a whole RFC 5322 message, any line ends). Thread-safe.
  * Returns 0, or -1 with *error_r when the token database failed (the
  * caller answers TEMPFAIL); the result is then meaningless. */
-int scan_message(struct scanner *sc, const struct scan_envelope *env, const char *data,
-		 size_t len, struct scan_result *res, char **error_r);
+int scan_message(struct scanner *sc, const struct scan_envelope *env, const char *data, size_t len,
+                 struct scan_result *res, char **error_r);
 void scan_result_init(struct scan_result *res);
 void scan_result_free(struct scan_result *res);
 /* "Yes, score=7.3 tests=BAYES_99,MISSING_DATE bayes=0.998" */
@@ -83,7 +83,7 @@ struct scan_training;
 struct scan_training *scanner_train_begin(struct scanner *sc);
 /* Adds one message as spam or ham (delta +1), or forgets it (delta -1). */
 void scanner_train_message(struct scan_training *tr, bool spam, int delta, const char *data,
-			   size_t len);
+                           size_t len);
 int scanner_train_commit(struct scan_training **tr, char **error_r);
 
 /* The distinct token keys of a message (for tests and the fuzzer): the

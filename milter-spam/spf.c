@@ -1,5 +1,5 @@
-#include "config.h"
 #include "spf.h"
+#include "config.h"
 #include "xalloc.h"
 
 #include <arpa/inet.h>
@@ -29,9 +29,10 @@ void spf_init(void)
 const char *spf_result_name(enum spf_result r)
 {
 	static const char *names[] = {
-		[SPF_RES_NONE] = "none", [SPF_RES_NEUTRAL] = "neutral", [SPF_RES_PASS] = "pass",
-		[SPF_RES_FAIL] = "fail", [SPF_RES_SOFTFAIL] = "softfail",
-		[SPF_RES_TEMPERROR] = "temperror", [SPF_RES_PERMERROR] = "permerror",
+	    [SPF_RES_NONE] = "none",           [SPF_RES_NEUTRAL] = "neutral",
+	    [SPF_RES_PASS] = "pass",           [SPF_RES_FAIL] = "fail",
+	    [SPF_RES_SOFTFAIL] = "softfail",   [SPF_RES_TEMPERROR] = "temperror",
+	    [SPF_RES_PERMERROR] = "permerror",
 	};
 	return names[r];
 }
@@ -41,7 +42,7 @@ const char *spf_result_name(enum spf_result r)
 /* The DNS layer: one query through dns_query(), the answer section turned
  * into libspf2's resource-record form (as its resolv layer does). */
 static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *server, const char *domain, ns_type type,
-				  int should_cache)
+                                  int should_cache)
 {
 	(void)should_cache;
 	struct dns_resolver *res = server->hook;
@@ -77,7 +78,8 @@ static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *server, const char *domain, 
 		char name[NS_MAXDNAME];
 		switch (type) {
 		case ns_t_a:
-			if (rdlen != 4 || SPF_dns_rr_buf_realloc(rr, n, sizeof(struct in_addr)) != SPF_E_SUCCESS)
+			if (rdlen != 4 ||
+			    SPF_dns_rr_buf_realloc(rr, n, sizeof(struct in_addr)) != SPF_E_SUCCESS)
 				continue;
 			memcpy(&rr->rr[n]->a, rd, 4);
 			n++;
@@ -97,7 +99,8 @@ static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *server, const char *domain, 
 					continue;
 				p += 2; /* preference */
 			}
-			if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), p, name, sizeof(name)) < 0)
+			if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), p, name,
+			                       sizeof(name)) < 0)
 				continue;
 			size_t nl = strlen(name);
 			if (SPF_dns_rr_buf_realloc(rr, n, nl + 1) != SPF_E_SUCCESS)
@@ -175,7 +178,7 @@ static enum spf_result map_result(SPF_result_t r)
 }
 
 enum spf_result spf_check(struct dns_resolver *res, const char *ip, const char *helo,
-			  const char *sender, const char *receiver, struct str *received_spf)
+                          const char *sender, const char *receiver, struct str *received_spf)
 {
 	/* A server per check: libspf2 servers are cheap, and this keeps the
 	 * library's internal state out of reach of other threads. */

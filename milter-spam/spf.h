@@ -27,6 +27,6 @@ const char *spf_result_name(enum spf_result r);
  * of client ip. Appends the Received-SPF: header value (without the name)
  * to received_spf. Thread-safe; never fails: lookup problems are temperror. */
 enum spf_result spf_check(struct dns_resolver *res, const char *ip, const char *helo,
-			  const char *sender, const char *receiver, struct str *received_spf);
+                          const char *sender, const char *receiver, struct str *received_spf);
 
 #endif

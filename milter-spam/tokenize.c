@@ -1,9 +1,9 @@
 /* The tokenizer (see tokenize.h). Every feature is "prefix:word" so that
  * the same word in Subject and in the body count separately, as in
  * SpamBayes. */
-#include "config.h"
 #include "tokenize.h"
 #include "charset.h"
+#include "config.h"
 #include "html.h"
 #include "utf8.h"
 #include "xalloc.h"
@@ -65,8 +65,23 @@ static bool is_space(unsigned char c)
 static bool is_trim(unsigned char c)
 {
 	switch (c) {
-	case '.': case ',': case ';': case ':': case '"': case '\'': case '(': case ')':
-	case '[': case ']': case '{': case '}': case '<': case '>': case '*': case '`': case '|':
+	case '.':
+	case ',':
+	case ';':
+	case ':':
+	case '"':
+	case '\'':
+	case '(':
+	case ')':
+	case '[':
+	case ']':
+	case '{':
+	case '}':
+	case '<':
+	case '>':
+	case '*':
+	case '`':
+	case '|':
 		return true;
 	default:
 		return false;
@@ -121,7 +136,8 @@ static void word(struct tk *t, const char *prefix, const char *w, size_t n)
 	if (n == 0)
 		return;
 	if ((n > 7 && strncasecmp(w, "http://", 7) == 0) ||
-	    (n > 8 && strncasecmp(w, "https://", 8) == 0) || (n > 4 && strncasecmp(w, "www.", 4) == 0)) {
+	    (n > 8 && strncasecmp(w, "https://", 8) == 0) ||
+	    (n > 4 && strncasecmp(w, "www.", 4) == 0)) {
 		url_features(t, w, n);
 		return;
 	}
@@ -176,13 +192,14 @@ static void words(struct tk *t, const char *prefix, const char *s, size_t len)
 	size_t i = 0;
 	while (i < len) {
 		while (i < len && (is_space((unsigned char)s[i]) ||
-				   ((unsigned char)s[i] == 0xc2 && i + 1 < len &&
-				    (unsigned char)s[i + 1] == 0xa0))) {
+		                   ((unsigned char)s[i] == 0xc2 && i + 1 < len &&
+		                    (unsigned char)s[i + 1] == 0xa0))) {
 			i += (unsigned char)s[i] == 0xc2 ? 2 : 1;
 		}
 		size_t start = i;
 		while (i < len && !is_space((unsigned char)s[i]) &&
-		       !((unsigned char)s[i] == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] == 0xa0))
+		       !((unsigned char)s[i] == 0xc2 && i + 1 < len &&
+		         (unsigned char)s[i + 1] == 0xa0))
 			i++;
 		if (i > start)
 			word(t, prefix, s + start, i - start);
@@ -304,7 +321,8 @@ static void addresses(struct tk *t, const char *prefix, const char *value, size_
 	}
 	if (prefix[0] == 't' || prefix[0] == 'c') {
 		int count = 0;
-		for (const struct mime_address *a = mime_address_list_first(list); a != NULL; a = a->next)
+		for (const struct mime_address *a = mime_address_list_first(list); a != NULL;
+		     a = a->next)
 			if (a->kind == MIME_ADDR_MAILBOX)
 				count++;
 		char buf[32];
@@ -402,9 +420,9 @@ static void header_features(struct tk *t, const char *hdr, size_t hlen)
 			size_t sl = 0;
 			for (size_t i = 0; i < n && sl + 1 < sizeof(shape); i++) {
 				char c = v[i];
-				char cls = c >= '0' && c <= '9'			      ? '9'
-					   : (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ? 'a'
-												 : c;
+				char cls = c >= '0' && c <= '9'                               ? '9'
+				           : (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ? 'a'
+				                                                              : c;
 				if (sl == 0 || shape[sl - 1] != cls)
 					shape[sl++] = cls;
 			}
@@ -434,14 +452,14 @@ static void part_features(struct tk *t, const char *data, size_t len, const stru
 		uint32_t flag;
 		const char *name;
 	} flags[] = {
-		{ MIME_PART_F_NO_END_BOUNDARY, "noendboundary" },
-		{ MIME_PART_F_NO_BOUNDARY, "noboundary" },
-		{ MIME_PART_F_BAD_HEADER, "badheader" },
-		{ MIME_PART_F_NO_BODY_SEP, "nobodysep" },
-		{ MIME_PART_F_8BIT_HEADER, "8bitheader" },
-		{ MIME_PART_F_NUL, "nul" },
-		{ MIME_PART_F_BAD_CTYPE, "badctype" },
-		{ MIME_PART_F_LIMIT, "limit" },
+	    {MIME_PART_F_NO_END_BOUNDARY, "noendboundary"},
+	    {MIME_PART_F_NO_BOUNDARY, "noboundary"},
+	    {MIME_PART_F_BAD_HEADER, "badheader"},
+	    {MIME_PART_F_NO_BODY_SEP, "nobodysep"},
+	    {MIME_PART_F_8BIT_HEADER, "8bitheader"},
+	    {MIME_PART_F_NUL, "nul"},
+	    {MIME_PART_F_BAD_CTYPE, "badctype"},
+	    {MIME_PART_F_LIMIT, "limit"},
 	};
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
 		if (p->flags & flags[i].flag)
@@ -473,9 +491,9 @@ static void part_features(struct tk *t, const char *data, size_t len, const stru
 }
 
 void tokenize_message(const char *data, size_t len, const struct mime_message *msg,
-		      tokenize_callback *cb, void *context)
+                      tokenize_callback *cb, void *context)
 {
-	struct tk t = { .cb = cb, .ctx = context, .text_budget = TOKENIZE_MAX_TEXT };
+	struct tk t = {.cb = cb, .ctx = context, .text_budget = TOKENIZE_MAX_TEXT};
 	const struct mime_part *root = mime_message_root(msg);
 	size_t hs = root->header_start, hl = root->header_len;
 	if (hs <= len && hl <= len - hs)

@@ -27,6 +27,6 @@ typedef void tokenize_callback(void *context, const char *tok, size_t len);
 
 /* data/len: the message msg was parsed from. */
 void tokenize_message(const char *data, size_t len, const struct mime_message *msg,
-		      tokenize_callback *cb, void *context);
+                      tokenize_callback *cb, void *context);
 
 #endif

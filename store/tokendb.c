@@ -2,8 +2,8 @@
  * Layout: one unnamed LMDB database (MDB_INTEGERKEY); key = 8-byte token
  * hash in host order,
  * value = two uint32 counts (spam, ham). Key 0 holds the message totals. */
-#include "config.h"
 #include "tokendb.h"
+#include "config.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -73,7 +73,7 @@ static int mkdir_p(const char *dir)
 }
 
 int tokendb_open(const char *dir, uint64_t map_size, bool create, struct tokendb **db_r,
-		 char **error_r)
+                 char **error_r)
 {
 	if (create && mkdir_p(dir) < 0) {
 		*error_r = errorf("token database %s: %s", dir, strerror(errno));
@@ -191,9 +191,9 @@ static void get_counts(const MDB_val *v, struct tokendb_counts *c)
 }
 
 static int lookup_one(MDB_txn *txn, MDB_dbi dbi, uint64_t key, struct tokendb_counts *c,
-		      char **error_r)
+                      char **error_r)
 {
-	MDB_val k = { sizeof(key), &key }, v;
+	MDB_val k = {sizeof(key), &key}, v;
 	int rc = mdb_get(txn, dbi, &k, &v);
 	if (rc == MDB_NOTFOUND) {
 		c->spam = 0;
@@ -214,7 +214,7 @@ int tokendb_read_totals(struct tokendb_reader *r, struct tokendb_counts *totals_
 }
 
 int tokendb_lookup(struct tokendb_reader *r, const uint64_t *keys, size_t n,
-		   struct tokendb_counts *counts_r, char **error_r)
+                   struct tokendb_counts *counts_r, char **error_r)
 {
 	for (size_t i = 0; i < n; i++)
 		if (lookup_one(r->txn, r->db->dbi, keys[i], &counts_r[i], error_r) < 0)
@@ -271,7 +271,7 @@ static struct delta *slot_for(struct tokendb_writer *w, uint64_t key)
 }
 
 void tokendb_write_message(struct tokendb_writer *w, bool spam, int delta, const uint64_t *keys,
-			   size_t n)
+                           size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (keys[i] == 0)
@@ -300,8 +300,8 @@ static uint32_t apply(uint32_t v, int64_t d)
 
 static int put_delta(MDB_txn *txn, MDB_dbi dbi, uint64_t key, int64_t dspam, int64_t dham)
 {
-	MDB_val k = { sizeof(key), &key }, v;
-	struct tokendb_counts c = { 0, 0 };
+	MDB_val k = {sizeof(key), &key}, v;
+	struct tokendb_counts c = {0, 0};
 	int rc = mdb_get(txn, dbi, &k, &v);
 	if (rc == 0)
 		get_counts(&v, &c);
@@ -349,7 +349,8 @@ int tokendb_write_commit(struct tokendb_writer **wp, char **error_r)
 			break;
 		rc = put_delta(txn, db->dbi, 0, w->total_spam, w->total_ham);
 		for (size_t i = 0; rc == 0 && i < n; i++)
-			rc = put_delta(txn, db->dbi, w->slots[i].key, w->slots[i].spam, w->slots[i].ham);
+			rc = put_delta(txn, db->dbi, w->slots[i].key, w->slots[i].spam,
+			               w->slots[i].ham);
 		if (rc == 0) {
 			rc = mdb_txn_commit(txn);
 		} else {

@@ -29,7 +29,7 @@ struct tokendb_counts {
 /* Opens (creating dir and the database when create) the environment in dir.
  * map_size: the initial map size in bytes. */
 int tokendb_open(const char *dir, uint64_t map_size, bool create, struct tokendb **db_r,
-		 char **error_r);
+                 char **error_r);
 void tokendb_close(struct tokendb **db);
 
 /* A non-zero key for a token of len bytes (FNV-1a 64, 0 mapped to 1). */
@@ -38,10 +38,10 @@ uint64_t tokendb_key(const void *token, size_t len);
 int tokendb_read_begin(struct tokendb *db, struct tokendb_reader **reader_r, char **error_r);
 /* Trained message totals: counts->spam and counts->ham. */
 int tokendb_read_totals(struct tokendb_reader *reader, struct tokendb_counts *totals_r,
-			char **error_r);
+                        char **error_r);
 /* Looks up n keys; counts_r[i] is zero for an unknown key. */
 int tokendb_lookup(struct tokendb_reader *reader, const uint64_t *keys, size_t n,
-		   struct tokendb_counts *counts_r, char **error_r);
+                   struct tokendb_counts *counts_r, char **error_r);
 void tokendb_read_end(struct tokendb_reader **reader);
 
 /* Only one writer at a time per process (LMDB serialises across processes). */
@@ -49,7 +49,7 @@ struct tokendb_writer *tokendb_write_begin(struct tokendb *db);
 /* Adds (delta +1) or removes (delta -1) one message of the given class with
  * its distinct keys. Counts never go below zero. */
 void tokendb_write_message(struct tokendb_writer *w, bool spam, int delta, const uint64_t *keys,
-			   size_t n);
+                           size_t n);
 /* Applies everything in one durable transaction and frees the writer. */
 int tokendb_write_commit(struct tokendb_writer **w, char **error_r);
 void tokendb_write_abort(struct tokendb_writer **w);

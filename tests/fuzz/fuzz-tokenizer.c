@@ -6,10 +6,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "mime.h"
 #include "milter-spam/rules.h"
 #include "milter-spam/scan.h"
 #include "milter-spam/tokenize.h"
+#include "mime.h"
 
 static void sink(void *context, const char *tok, size_t len)
 {

@@ -60,7 +60,7 @@ START_TEST(test_combine)
 {
 	const struct bayes_params *p = &bayes_default_params;
 	size_t used;
-	double none[3] = { 0.5, 0.45, 0.55 };
+	double none[3] = {0.5, 0.45, 0.55};
 	ck_assert(fabs(bayes_combine(p, none, 3, &used) - 0.5) < 1e-12);
 	ck_assert_uint_eq(used, 0);
 	double spam[20], ham[20], mixed[20];
@@ -83,7 +83,7 @@ START_TEST(test_combine)
 	ck_assert_uint_eq(used, p->max_discriminators);
 	free(many);
 	/* Extreme probabilities do not produce NaN. */
-	double ext[2] = { 0.0, 1.0 };
+	double ext[2] = {0.0, 1.0};
 	double e = bayes_combine(p, ext, 2, &used);
 	ck_assert(e >= 0 && e <= 1);
 }
@@ -142,8 +142,8 @@ START_TEST(test_tokendb_train)
 	ck_assert_uint_eq(c.spam + c.ham + t.spam + t.ham, 0);
 
 	struct tokendb_writer *w = tokendb_write_begin(db);
-	uint64_t spam_keys[] = { a };
-	uint64_t ham_keys[] = { b, a };
+	uint64_t spam_keys[] = {a};
+	uint64_t ham_keys[] = {b, a};
 	tokendb_write_message(w, true, 1, spam_keys, 1);
 	tokendb_write_message(w, true, 1, spam_keys, 1);
 	tokendb_write_message(w, false, 1, ham_keys, 2);
@@ -234,7 +234,8 @@ END_TEST
 START_TEST(test_netlist)
 {
 	char *error = NULL;
-	struct netlist *l = netlist_parse("127.0.0.0/8, 10.1.2.0/23 2001:db8::/32 192.0.2.7", &error);
+	struct netlist *l =
+	    netlist_parse("127.0.0.0/8, 10.1.2.0/23 2001:db8::/32 192.0.2.7", &error);
 	ck_assert_ptr_nonnull(l);
 	ck_assert(netlist_match_str(l, "127.1.2.3"));
 	ck_assert(netlist_match_str(l, "10.1.3.255"));
@@ -362,9 +363,9 @@ static size_t make_zip(unsigned char *buf, const char *const *names, int n)
 START_TEST(test_zip_names)
 {
 	unsigned char buf[1024];
-	const char *names[] = { "docs/readme.txt", "setup.scr" };
+	const char *names[] = {"docs/readme.txt", "setup.scr"};
 	size_t len = make_zip(buf, names, 2);
-	struct names nm = { "", 0 };
+	struct names nm = {"", 0};
 	ck_assert_int_eq(rules_zip_names(buf, len, collect, &nm), 2);
 	ck_assert_str_eq(nm.all, "docs/readme.txt,setup.scr");
 	/* Truncated: the end record is gone, the local headers remain. */
@@ -385,7 +386,8 @@ START_TEST(test_zip_names)
 	ck_assert_int_eq(rules_zip_names(buf, len, collect, &nm), 2);
 	/* Garbage. */
 	memset(&nm, 0, sizeof(nm));
-	ck_assert_int_eq(rules_zip_names((const unsigned char *)"not a zip at all, no", 20, collect, &nm), 0);
+	ck_assert_int_eq(
+	    rules_zip_names((const unsigned char *)"not a zip at all, no", 20, collect, &nm), 0);
 }
 END_TEST
 
@@ -404,29 +406,36 @@ START_TEST(test_ratelimit_circular)
 	}
 	unsigned int m, n;
 	time_t now = 1000000;
-	ck_assert_int_eq(ratelimit_check(rl, "a@lamdong.gov.vn", (const char *const *)r, 300, now, &m, &n),
-			 RATELIMIT_OK);
+	ck_assert_int_eq(
+	    ratelimit_check(rl, "a@lamdong.gov.vn", (const char *const *)r, 300, now, &m, &n),
+	    RATELIMIT_OK);
 	ck_assert_uint_eq(m, 1);
 	ck_assert_uint_eq(n, 300);
-	ck_assert_int_eq(ratelimit_check(rl, "a@lamdong.gov.vn", (const char *const *)r, 300, now + 1, &m, &n),
-			 RATELIMIT_OK);
+	ck_assert_int_eq(
+	    ratelimit_check(rl, "a@lamdong.gov.vn", (const char *const *)r, 300, now + 1, &m, &n),
+	    RATELIMIT_OK);
 	ck_assert_uint_eq(n, 300);
-	ck_assert_int_eq(ratelimit_check(rl, "a@lamdong.gov.vn", (const char *const *)r + 300, 600, now + 2, &m, &n),
-			 RATELIMIT_OK);
+	ck_assert_int_eq(ratelimit_check(rl, "a@lamdong.gov.vn", (const char *const *)r + 300, 600,
+	                                 now + 2, &m, &n),
+	                 RATELIMIT_OK);
 	ck_assert_uint_eq(n, 900);
-	ck_assert_int_eq(ratelimit_check(rl, "a@lamdong.gov.vn", (const char *const *)r + 900, 200, now + 3, &m, &n),
-			 RATELIMIT_RECIPIENTS);
+	ck_assert_int_eq(ratelimit_check(rl, "a@lamdong.gov.vn", (const char *const *)r + 900, 200,
+	                                 now + 3, &m, &n),
+	                 RATELIMIT_RECIPIENTS);
 	ck_assert_uint_eq(n, 1100);
 	/* The refused message was not counted: a smaller one still fits. */
-	ck_assert_int_eq(ratelimit_check(rl, "a@lamdong.gov.vn", (const char *const *)r + 900, 100, now + 4, &m, &n),
-			 RATELIMIT_OK);
+	ck_assert_int_eq(ratelimit_check(rl, "a@lamdong.gov.vn", (const char *const *)r + 900, 100,
+	                                 now + 4, &m, &n),
+	                 RATELIMIT_OK);
 	ck_assert_uint_eq(m, 4);
 	/* Another sender has its own counters. */
-	ck_assert_int_eq(ratelimit_check(rl, "b@lamdong.gov.vn", (const char *const *)r, 1000, now, &m, &n),
-			 RATELIMIT_OK);
+	ck_assert_int_eq(
+	    ratelimit_check(rl, "b@lamdong.gov.vn", (const char *const *)r, 1000, now, &m, &n),
+	    RATELIMIT_OK);
 	/* After the window, everything is forgotten. */
-	ck_assert_int_eq(ratelimit_check(rl, "a@lamdong.gov.vn", (const char *const *)r + 1000, 500, now + 3605, &m, &n),
-			 RATELIMIT_OK);
+	ck_assert_int_eq(ratelimit_check(rl, "a@lamdong.gov.vn", (const char *const *)r + 1000, 500,
+	                                 now + 3605, &m, &n),
+	                 RATELIMIT_OK);
 	ck_assert_uint_eq(m, 1);
 	ck_assert_uint_eq(n, 500);
 	for (int i = 0; i < 1500; i++)
@@ -440,7 +449,7 @@ END_TEST
 START_TEST(test_ratelimit_messages)
 {
 	struct ratelimit *rl = ratelimit_new(600, 5, 0);
-	const char *one[] = { "x@example.com" };
+	const char *one[] = {"x@example.com"};
 	unsigned int m, n;
 	for (int i = 0; i < 5; i++)
 		ck_assert_int_eq(ratelimit_check(rl, "u", one, 1, 100 + i, &m, &n), RATELIMIT_OK);

@@ -10,10 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mime.h"
 #include "milter-spam/rules.h"
 #include "milter-spam/scan.h"
 #include "milter-spam/tokenize.h"
+#include "mime.h"
 #include "settings.h"
 #include "str.h"
 #include "xalloc.h"
@@ -53,25 +53,26 @@ static struct str tokens_of(const char *msg, size_t len)
 /* "Công văn số 12 về họp" as UTF-8 base64 in the Subject; an HTML body in
  * quoted-printable windows-1258-free UTF-8 with a link. */
 static const char vn_msg[] =
-	"From: =?UTF-8?B?U+G7nyBUaMO0bmcgdGluIHbDoCBUcnV54buBbiB0aMO0bmc=?= <vanthu@lamdong.gov.vn>\r\n"
-	"To: a@example.org, b@example.org\r\n"
-	"Subject: =?UTF-8?B?Q8O0bmcgdsSDbiBz4buRIDEyIHbhu4EgaOG7jXA=?=\r\n"
-	"Date: Mon, 2 Mar 2026 08:00:00 +0700\r\n"
-	"Message-ID: <abc@mail.lamdong.gov.vn>\r\n"
-	"MIME-Version: 1.0\r\n"
-	"Content-Type: multipart/alternative; boundary=\"b1\"\r\n"
-	"\r\n"
-	"--b1\r\n"
-	"Content-Type: text/plain; charset=utf-8\r\n"
-	"Content-Transfer-Encoding: quoted-printable\r\n"
-	"\r\n"
-	"K=C3=ADnh g=E1=BB=ADi c=C3=A1c =C4=91=C6=A1n v=E1=BB=8B: QUY=E1=BA=BET =C4=90=E1=BB=8ANH.\r\n"
-	"--b1\r\n"
-	"Content-Type: text/html; charset=utf-8\r\n"
-	"\r\n"
-	"<html><body><p>Xem <a href=\"https://portal.lamdong.gov.vn/van-ban/12345\">v&#259;n b&#7843;n</a></p>"
-	"<script>var hidden = 'secretword';</script></body></html>\r\n"
-	"--b1--\r\n";
+    "From: =?UTF-8?B?U+G7nyBUaMO0bmcgdGluIHbDoCBUcnV54buBbiB0aMO0bmc=?= <vanthu@lamdong.gov.vn>\r\n"
+    "To: a@example.org, b@example.org\r\n"
+    "Subject: =?UTF-8?B?Q8O0bmcgdsSDbiBz4buRIDEyIHbhu4EgaOG7jXA=?=\r\n"
+    "Date: Mon, 2 Mar 2026 08:00:00 +0700\r\n"
+    "Message-ID: <abc@mail.lamdong.gov.vn>\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: multipart/alternative; boundary=\"b1\"\r\n"
+    "\r\n"
+    "--b1\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n"
+    "\r\n"
+    "K=C3=ADnh g=E1=BB=ADi c=C3=A1c =C4=91=C6=A1n v=E1=BB=8B: QUY=E1=BA=BET =C4=90=E1=BB=8ANH.\r\n"
+    "--b1\r\n"
+    "Content-Type: text/html; charset=utf-8\r\n"
+    "\r\n"
+    "<html><body><p>Xem <a href=\"https://portal.lamdong.gov.vn/van-ban/12345\">v&#259;n "
+    "b&#7843;n</a></p>"
+    "<script>var hidden = 'secretword';</script></body></html>\r\n"
+    "--b1--\r\n";
 
 START_TEST(test_tokenize_vietnamese)
 {
@@ -114,8 +115,8 @@ START_TEST(test_tokenize_long_and_short)
 {
 	struct str msg = STR_INIT;
 	str_appends(&msg, "Subject: hi\r\nDate: Wed, 07 Oct 2020 23:01:36 -1900\r\n"
-			  "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-			  "ab of the FREE!!! money $$$ \xe4\xb8\xad\xe6\x96\x87\xe5\xad\x97 ");
+	                  "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+	                  "ab of the FREE!!! money $$$ \xe4\xb8\xad\xe6\x96\x87\xe5\xad\x97 ");
 	for (int i = 0; i < 100; i++)
 		str_appendc(&msg, 'x');
 	str_appends(&msg, " end\r\n");
@@ -140,13 +141,13 @@ END_TEST
 START_TEST(test_tokenize_malformed)
 {
 	static const char *cases[] = {
-		"",
-		"no header at all",
-		"Content-Type: multipart/mixed\r\n\r\n--x\r\nnot a part\r\n",
-		("Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain; "
-		 "charset=no-such-charset\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!!====@@@\r\n"),
-		"Subject: =?utf-8?q?=FF=FE=?=\r\nContent-Type: text/html\r\n\r\n<a href=\"http://",
-		"Content-Type: text/plain; charset=iso-2022-jp\r\n\r\n\x1b$B\x1b(B\x1b$",
+	    "",
+	    "no header at all",
+	    "Content-Type: multipart/mixed\r\n\r\n--x\r\nnot a part\r\n",
+	    ("Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain; "
+	     "charset=no-such-charset\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!!====@@@\r\n"),
+	    "Subject: =?utf-8?q?=FF=FE=?=\r\nContent-Type: text/html\r\n\r\n<a href=\"http://",
+	    "Content-Type: text/plain; charset=iso-2022-jp\r\n\r\n\x1b$B\x1b(B\x1b$",
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct str t = tokens_of(cases[i], strlen(cases[i]));
@@ -173,7 +174,8 @@ END_TEST
 
 static void b64(const unsigned char *in, size_t len, struct str *out)
 {
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	for (size_t i = 0; i < len; i += 3) {
 		unsigned v = (unsigned)in[i] << 16;
 		if (i + 1 < len)
@@ -217,18 +219,19 @@ static size_t make_zip(unsigned char *buf, const char *name)
 }
 
 static void message_with_attachment(struct str *m, const char *filename, const unsigned char *data,
-				    size_t len, bool headers)
+                                    size_t len, bool headers)
 {
 	if (headers)
-		str_appends(m, "From: Someone <someone@example.org>\r\nDate: Mon, 2 Mar 2026 08:00:00 "
-			       "+0700\r\nMessage-ID: <1@example.org>\r\nSubject: files\r\n");
+		str_appends(m,
+		            "From: Someone <someone@example.org>\r\nDate: Mon, 2 Mar 2026 08:00:00 "
+		            "+0700\r\nMessage-ID: <1@example.org>\r\nSubject: files\r\n");
 	str_printf(m,
-		   "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"zz\"\r\n\r\n"
-		   "--zz\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
-		   "--zz\r\nContent-Type: application/octet-stream; name=\"%s\"\r\n"
-		   "Content-Disposition: attachment; filename=\"%s\"\r\n"
-		   "Content-Transfer-Encoding: base64\r\n\r\n",
-		   filename, filename);
+	           "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"zz\"\r\n\r\n"
+	           "--zz\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+	           "--zz\r\nContent-Type: application/octet-stream; name=\"%s\"\r\n"
+	           "Content-Disposition: attachment; filename=\"%s\"\r\n"
+	           "Content-Transfer-Encoding: base64\r\n\r\n",
+	           filename, filename);
 	b64(data, len, m);
 	str_appends(m, "--zz--\r\n");
 }
@@ -303,17 +306,17 @@ static void scan_teardown(void)
 	ck_assert_int_eq(system(cmd), 0);
 }
 
-static const char *spam_words[] = { "cheap", "pills", "viagra", "casino", "winner", "bonus",
-				    "lottery", "claim", "prize", "unsubscribe" };
-static const char *ham_words[] = { "meeting", "agenda", "report", "budget", "province",
-				   "committee", "schedule", "minutes", "draft", "review" };
+static const char *spam_words[] = {"cheap", "pills",   "viagra", "casino", "winner",
+                                   "bonus", "lottery", "claim",  "prize",  "unsubscribe"};
+static const char *ham_words[] = {"meeting",   "agenda",   "report",  "budget", "province",
+                                  "committee", "schedule", "minutes", "draft",  "review"};
 
 static void make_msg(struct str *m, const char **words, int seed, const char *from)
 {
 	str_printf(m,
-		   "From: %s\r\nTo: staff@lamdong.gov.vn\r\nSubject: %s %s\r\n"
-		   "Date: Mon, 2 Mar 2026 08:00:00 +0700\r\nMessage-ID: <%d@example.org>\r\n\r\n",
-		   from, words[seed % 10], words[(seed + 3) % 10], seed);
+	           "From: %s\r\nTo: staff@lamdong.gov.vn\r\nSubject: %s %s\r\n"
+	           "Date: Mon, 2 Mar 2026 08:00:00 +0700\r\nMessage-ID: <%d@example.org>\r\n\r\n",
+	           from, words[seed % 10], words[(seed + 3) % 10], seed);
 	for (int i = 0; i < 30; i++)
 		str_printf(m, "%s ", words[(seed * 7 + i * 3) % 10]);
 	str_appends(m, "\r\n");
@@ -360,7 +363,7 @@ static bool has_test(const struct scan_result *r, const char *name)
 
 START_TEST(test_scan_untrained)
 {
-	struct scan_envelope env = { 0 };
+	struct scan_envelope env = {0};
 	struct str m = STR_INIT;
 	make_msg(&m, spam_words, 1, "promo@spam.example");
 	struct scan_result r = score(&env, &m);
@@ -381,7 +384,7 @@ END_TEST
 START_TEST(test_scan_classifier)
 {
 	train();
-	struct scan_envelope env = { 0 };
+	struct scan_envelope env = {0};
 	struct str m = STR_INIT;
 	make_msg(&m, spam_words, 101, "promo@spam.example");
 	struct scan_result r = score(&env, &m);
@@ -408,7 +411,7 @@ END_TEST
 
 START_TEST(test_scan_rules)
 {
-	struct scan_envelope env = { 0 };
+	struct scan_envelope env = {0};
 	struct str m = STR_INIT;
 	message_with_attachment(&m, "scan.js", (const unsigned char *)"alert(1)", 8, false);
 	struct scan_result r = score(&env, &m);
@@ -440,8 +443,8 @@ START_TEST(test_scan_origin)
 	struct str m = STR_INIT;
 	make_msg(&m, ham_words, 7, "Giam doc <giamdoc@lamdong.gov.vn>");
 	/* From outside, not authenticated: spoofing sign. */
-	struct scan_envelope env = { .client_ip = "203.0.113.9", .helo = "mx.example",
-				     .mail_from = "bounce@example.net" };
+	struct scan_envelope env = {
+	    .client_ip = "203.0.113.9", .helo = "mx.example", .mail_from = "bounce@example.net"};
 	struct scan_result r = score(&env, &m);
 	ck_assert(has_test(&r, "LOCAL_FROM_OUTSIDE"));
 	ck_assert(r.spam);
@@ -458,7 +461,7 @@ START_TEST(test_scan_origin)
 	ck_assert(!has_test(&r, "LOCAL_FROM_OUTSIDE"));
 	scan_result_free(&r);
 	/* Offline (no client): no network checks. */
-	struct scan_envelope none = { 0 };
+	struct scan_envelope none = {0};
 	r = score(&none, &m);
 	ck_assert(!has_test(&r, "LOCAL_FROM_OUTSIDE"));
 	scan_result_free(&r);
@@ -470,10 +473,12 @@ START_TEST(test_scan_ratelimit)
 {
 	struct str m = STR_INIT;
 	make_msg(&m, ham_words, 9, "user@lamdong.gov.vn");
-	const char *rcpts[] = { "x@example.com", "colleague@lamdong.gov.vn" };
-	struct scan_envelope env = { .client_ip = "198.51.100.4", .auth_user = "user@lamdong.gov.vn",
-				     .mail_from = "user@lamdong.gov.vn", .rcpts = rcpts,
-				     .rcpt_count = 2 };
+	const char *rcpts[] = {"x@example.com", "colleague@lamdong.gov.vn"};
+	struct scan_envelope env = {.client_ip = "198.51.100.4",
+	                            .auth_user = "user@lamdong.gov.vn",
+	                            .mail_from = "user@lamdong.gov.vn",
+	                            .rcpts = rcpts,
+	                            .rcpt_count = 2};
 	for (int i = 0; i < 3; i++) {
 		struct scan_result r = score(&env, &m);
 		ck_assert_int_eq(r.action, SCAN_ACCEPT);
@@ -503,7 +508,7 @@ START_TEST(test_scan_reload)
 	const char *e = strstr(p, "\r\n") + 2;
 	str_append(&noid, m.s, (size_t)(p - m.s));
 	str_appends(&noid, e);
-	struct scan_envelope env = { 0 };
+	struct scan_envelope env = {0};
 	struct scan_result r = score(&env, &noid);
 	ck_assert(r.score == 1.0);
 	scan_result_free(&r);
@@ -515,7 +520,8 @@ START_TEST(test_scan_reload)
 	ck_assert(r.spam);
 	scan_result_free(&r);
 	/* A bad value is refused and changes nothing. */
-	ck_assert_int_eq(settings_set(set, "milter-spam", "score_no_message_id", "lots", &error), 0);
+	ck_assert_int_eq(settings_set(set, "milter-spam", "score_no_message_id", "lots", &error),
+	                 0);
 	ck_assert_int_eq(scanner_reload(sc, set, &error), -1);
 	ck_assert_ptr_nonnull(strstr(error, "score_no_message_id"));
 	free(error);
