@@ -91,6 +91,8 @@ class Server:
             "smtpd.lmtp_listen": "",
             "smtpd.workers": "2",
             "smtpd.auth_failure_delay": "0",
+            # outbound mail goes nowhere: a closed local port (it stays queued)
+            "smtpd.relay_host": "127.0.0.1:%d" % free_port(),
         }
         for s in services:
             self.settings["smtpd.%s_listen" % s] = "127.0.0.1:%d" % self.ports[s]
@@ -143,6 +145,9 @@ class Server:
         rc = self.proc.returncode
         self.proc = None
         self.logf.close()
+        log = self.log()
+        if "ERROR: AddressSanitizer" in log or "runtime error:" in log:
+            fail("sanitizer report in the daemon's log:\n" + log[-4000:])
         return rc
 
     def log(self):
