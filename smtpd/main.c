@@ -506,6 +506,8 @@ int main(int argc, char **argv)
 	struct settings *set = settings_from_cli(conf_path, overrides, n_overrides, &error);
 	if (set == NULL) {
 		fprintf(stderr, "congvu-smtpd: %s\n", error);
+		free(error);
+		free(overrides);
 		return 1;
 	}
 	if (optind < argc) {
@@ -530,6 +532,10 @@ int main(int argc, char **argv)
 	struct tls_ctx *tls_mx = load_tls(set, true);
 	if (check_only) {
 		settings_dump(set, stdout);
+		tls_ctx_free(&tls_sub);
+		tls_ctx_free(&tls_mx);
+		settings_free(&set);
+		free(overrides);
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
