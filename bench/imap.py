@@ -427,6 +427,33 @@ def main():
     if hard < args.idle + 100:
         print("note: fd limit %d: idle connections lowered" % hard)
         args.idle = hard - 100
+    # Dovecot hibernates an idle IDLE session only when it can watch the
+    # mailbox with inotify: one instance per session, default limit 128 per
+    # user. Raised for the run (and restored), else Dovecot keeps a process
+    # per connection.
+    inotify = "/proc/sys/fs/inotify/max_user_instances"
+    old_inotify = None
+    try:
+        with open(inotify) as f:
+            old_inotify = f.read().strip()
+        if int(old_inotify) < 2 * args.idle + 1000:
+            with open(inotify, "w") as f:
+                f.write(str(2 * args.idle + 1000))
+            print("note: %s raised from %s for the run" % (inotify, old_inotify))
+        else:
+            old_inotify = None
+    except (OSError, ValueError):
+        print("note: cannot raise %s: Dovecot may not hibernate idle sessions" % inotify)
+        old_inotify = None
+    try:
+        run_all(args)
+    finally:
+        if old_inotify is not None:
+            with open(inotify, "w") as f:
+                f.write(old_inotify)
+
+
+def run_all(args):
     msgs = load_corpus(args.corpus, args.messages)
     d = tempfile.mkdtemp(prefix="bench-imap-")
     os.chmod(d, 0o755)
