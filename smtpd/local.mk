@@ -77,5 +77,6 @@ tests_fuzz_fuzz_smtp_queue_record_LDADD = $(LIBCONGVU)
 endif
 EXTRA_DIST += tests/fuzz/fuzz-smtp-session.c tests/fuzz/fuzz-smtp-queue-record.c \
 	bench/smtp.py doc/smtpd.md doc/io.md
-INTEGRATION_TESTS += tests/integration/outbound_delivery.py
+INTEGRATION_TESTS += tests/integration/outbound_delivery.py \
+	tests/integration/outbound_tls.py tests/integration/outbound_crash.py
 EXTRA_DIST += tests/integration/outbound_common.py

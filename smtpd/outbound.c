@@ -443,7 +443,7 @@ static void session_end(struct ob_job *job)
 	const char *serr = smtpc_session_error(job->c, &perm);
 	if (serr != NULL) {
 		/* nothing was tried: another address or host may do better */
-		job_set_error(job, "%s said: %s", job->mta, serr);
+		job_set_error(job, "%s: %s", job->mta, serr);
 		if (!perm)
 			job->any_temp = true;
 		log_info("event=outbound_session queue_id=%" PRIu64 " domain=%s relay=%s error=\"%s\"",

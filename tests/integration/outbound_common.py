@@ -49,26 +49,44 @@ def wait_listen(ip, port, timeout=20.0):
     return False
 
 
+def make_cert_for(directory, name):
+    """A self-signed certificate for host name (its own CA, for verify)."""
+    cert = os.path.join(directory, "remote.pem")
+    key = os.path.join(directory, "remote-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=" + name,
+                    "-addext", "subjectAltName=DNS:" + name,
+                    "-addext", "basicConstraints=critical,CA:TRUE"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert, key
+
+
 class Dns:
     """dnsmasq answering MX and A records from its command line only."""
 
     def __init__(self, directory, mx, hosts, zones=(REMOTE_DOMAIN,)):
         exe = need("dnsmasq", "dnsmasq-base")
-        self.port = sc.free_port()
-        args = [exe, "-k", "--no-resolv", "--no-hosts", "--no-poll", "--conf-file=/dev/null",
-                "--port=%d" % self.port, "--listen-address=127.0.0.1", "--bind-interfaces",
-                "--pid-file=", "--log-facility=" + os.path.join(directory, "dnsmasq.log")]
-        if os.geteuid() == 0:
-            args.append("--user=root")
-        for z in zones:
-            args.append("--local=/%s/" % z)
-        for domain, host, pref in mx:
-            args.append("--mx-host=%s,%s,%d" % (domain, host, pref))
-        for name, ip in hosts:
-            args.append("--host-record=%s,%s" % (name, ip))
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not wait_listen("127.0.0.1", self.port):
+        # a free TCP port may still be taken for UDP: try a few
+        for _ in range(5):
+            self.port = sc.free_port()
+            args = [exe, "-k", "--no-resolv", "--no-hosts", "--no-poll", "--conf-file=/dev/null",
+                    "--port=%d" % self.port, "--listen-address=127.0.0.1", "--bind-interfaces",
+                    "--pid-file=", "--log-facility=" + os.path.join(directory, "dnsmasq.log")]
+            if os.geteuid() == 0:
+                args.append("--user=root")
+            for z in zones:
+                args.append("--local=/%s/" % z)
+            for domain, host, pref in mx:
+                args.append("--mx-host=%s,%s,%d" % (domain, host, pref))
+            for name, ip in hosts:
+                args.append("--host-record=%s,%s" % (name, ip))
+            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+            if wait_listen("127.0.0.1", self.port, timeout=10) and self.proc.poll() is None:
+                break
             self.stop()
+        else:
             sc.fail("dnsmasq did not start")
         self.server = "127.0.0.1:%d" % self.port
 
@@ -88,7 +106,7 @@ class Postfix:
     REMOTE_DOMAIN delivered into one Maildir, the addresses in reject
     refused with 550 5.1.1."""
 
-    def __init__(self, directory, reject=(), starttls=True):
+    def __init__(self, directory, reject=(), starttls=True, cert_name=None):
         self.exe = need("postfix", "postfix")
         self.dir = os.path.join(directory, "postfix")
         self.conf = os.path.join(self.dir, "etc")
@@ -131,9 +149,11 @@ class Postfix:
             "relayhost =",
             "smtp_dns_support_level = disabled",
         ]
+        self.cert = None
         if starttls:
-            cert, key = sc.make_cert(self.dir, "remote")
+            cert, key = make_cert_for(self.dir, cert_name or "localhost")
             os.chmod(key, 0o644)
+            self.cert = cert
             lines += ["smtpd_tls_security_level = may",
                       "smtpd_tls_cert_file = " + cert, "smtpd_tls_key_file = " + key]
         else:
@@ -212,6 +232,7 @@ def congvu(directory_dns, settings=None):
     (trusted, so it may relay), using the DNS server and the remote port."""
     s = {
         "global.dns_server": directory_dns.server,
+        "smtpd.relay_host": "",
         "smtpd.retry_min_backoff": "1h",
         "smtpd.outbound_connect_timeout": "5s",
         "smtpd.outbound_timeout": "30s",

@@ -1,0 +1,99 @@
+"""Outbound TLS policy against a real Postfix as the remote MX:
+ 1. smtpd.tls_policy = *.gov.vn:encrypt and a remote without STARTTLS: the
+    mail stays queued (deferred, the reason in `queue list` and the log),
+    and the remote never sees a MAIL command;
+ 2. the same remote with STARTTLS and a certificate for its MX name, policy
+    verify: refused while the certificate's CA is unknown (stays queued),
+    delivered once smtpd.outbound_ca_file names it."""
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import outbound_common as oc  # noqa: E402
+import smtpd_common as sc  # noqa: E402
+
+D = oc.REMOTE_DOMAIN
+SENDER = "demo@" + sc.DOMAIN
+
+
+def deferred_with(server, text):
+    def pred():
+        q = oc.queue_list(server)
+        return q if q and q[0][3] == "deferred" and text in q[0][5] else None
+    return oc.wait_for(pred)
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="congvu-outbound-tls-")
+    os.chmod(tmp, 0o755)
+    server = dns = pf = None
+    try:
+        dns = oc.Dns(tmp, mx=[(D, oc.REMOTE_MX, 10)], hosts=[(oc.REMOTE_MX, oc.REMOTE_IP)])
+
+        # 1. encrypt, remote without STARTTLS
+        os.makedirs(os.path.join(tmp, "a"))
+        pf = oc.Postfix(os.path.join(tmp, "a"), starttls=False)
+        pf.start()
+        server = oc.congvu(dns, {"smtpd.outbound_port": str(pf.port),
+                                 "smtpd.tls_policy": "*.gov.vn:encrypt"})
+        server.add_account(SENDER)
+        server.start()
+        oc.send(server, SENDER, ["alice@" + D], "secret plan")
+        q = deferred_with(server, "TLS required")
+        sc.check(q is not None, "stays queued with the TLS reason: %r\n%s"
+                 % (oc.queue_list(server), server.log()))
+        sc.check("STARTTLS not offered" in q[0][5], "reason: %r" % q[0])
+        log = server.log()
+        sc.check("event=tls_policy" in log and "policy=encrypt" in log, "policy logged:\n" + log)
+        sc.check("status=deferred" in log, "deferral logged:\n" + log)
+        time.sleep(0.5)
+        sc.check(pf.delivered() == [], "nothing delivered in clear")
+        sc.check("mail=" not in pf.log(), "no MAIL command reached the remote:\n" + pf.log())
+        # flushing changes nothing while the remote offers no TLS
+        oc.queue_cmd(server, "flush")
+        time.sleep(1.0)
+        sc.check(len(oc.queue_list(server)) == 1 and pf.delivered() == [], "still queued")
+        server.cleanup()
+        server = None
+        pf.stop()
+
+        # 2. verify: unknown CA, then the CA configured
+        os.makedirs(os.path.join(tmp, "b"))
+        pf = oc.Postfix(os.path.join(tmp, "b"), starttls=True, cert_name=oc.REMOTE_MX)
+        pf.start()
+        server = oc.congvu(dns, {"smtpd.outbound_port": str(pf.port),
+                                 "smtpd.tls_policy": "*.gov.vn:verify"})
+        server.add_account(SENDER)
+        server.start()
+        oc.send(server, SENDER, ["bob@" + D], "verified plan")
+        q = deferred_with(server, "verif")
+        sc.check(q is not None, "unverified certificate: stays queued: %r\n%s"
+                 % (oc.queue_list(server), server.log()))
+        sc.check(pf.delivered() == [], "nothing delivered to an unverified server")
+        sc.check(server.stop() == 0, "clean stop")
+        server.settings["smtpd.outbound_ca_file"] = pf.cert
+        server.write_config()
+        server.start()
+        oc.queue_cmd(server, "flush")
+        got = pf.wait_delivered(1)
+        sc.check(len(got) == 1 and b"Subject: verified plan" in got[0],
+                 "delivered once the CA is known:\n" + server.log())
+        sc.check("verified=yes" in server.log(), "verification logged")
+        sc.check(oc.wait_for(lambda: oc.queue_list(server) == []), "queue empty")
+        print("outbound tls policy: ok")
+    finally:
+        if server is not None:
+            server.cleanup()
+        if pf is not None:
+            pf.stop()
+        if dns is not None:
+            dns.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
