@@ -387,7 +387,7 @@ static bool section_bytes(struct msg_ctx *m, const char *spec, struct str *out, 
 	size_t consumed = 0;
 	const struct mime_part *part = mime_imap_section(root, spec, strlen(spec), &consumed);
 	if (part == NULL) {
-		*none_r = true; /* a part that does not exist: empty (NIL) */
+		*none_r = true; /* a part that does not exist: empty */
 		return true;
 	}
 	const char *rest = spec + consumed;
@@ -515,7 +515,7 @@ static bool fetch_one(struct imap_cmd *cmd, struct fetch_state *st, struct store
 			str_appends(o, it->label);
 			str_appendc(o, ' ');
 			if (none)
-				str_appends(o, "NIL");
+				str_appends(o, "\"\""); /* no such part: empty, as Dovecot */
 			else
 				write_bytes(o, it, tmp.s ? tmp.s : "", tmp.len, false);
 			break;
