@@ -20,6 +20,7 @@ struct iplimits {
 	uint32_t sessions[SESSION_SLOTS];
 	struct auth_slot auth[AUTH_SLOTS];
 	int lock; /* spinlock for the auth table */
+	uint32_t total;
 };
 
 struct iplimits *iplimits_create(void)
@@ -38,6 +39,37 @@ void iplimits_destroy(struct iplimits **l)
 		return;
 	munmap(*l, sizeof(struct iplimits));
 	*l = NULL;
+}
+
+static bool count_up(uint32_t *c, unsigned max)
+{
+	uint32_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
+	do {
+		if (v >= max)
+			return false;
+	} while (!__atomic_compare_exchange_n(c, &v, v + 1, true, __ATOMIC_ACQ_REL,
+					      __ATOMIC_RELAXED));
+	return true;
+}
+
+static void count_down(uint32_t *c)
+{
+	uint32_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
+	do {
+		if (v == 0)
+			return;
+	} while (!__atomic_compare_exchange_n(c, &v, v - 1, true, __ATOMIC_ACQ_REL,
+					      __ATOMIC_RELAXED));
+}
+
+bool iplimits_total_begin(struct iplimits *l, unsigned max)
+{
+	return count_up(&l->total, max);
+}
+
+void iplimits_total_end(struct iplimits *l)
+{
+	count_down(&l->total);
 }
 
 bool iplimits_session_begin(struct iplimits *l, uint64_t hash, unsigned max)

@@ -22,6 +22,10 @@ bool iplimits_session_begin(struct iplimits *l, uint64_t hash, unsigned max);
 void iplimits_session_end(struct iplimits *l, uint64_t hash);
 unsigned iplimits_sessions(struct iplimits *l, uint64_t hash);
 
+/* The same for all sessions of all workers together (smtpd.max_connections). */
+bool iplimits_total_begin(struct iplimits *l, unsigned max);
+void iplimits_total_end(struct iplimits *l);
+
 /* Records an AUTH failure at time now (seconds) and returns the number of
  * failures from this client in the last 15 minutes, this one included. */
 unsigned iplimits_auth_failed(struct iplimits *l, uint64_t hash, int64_t now);

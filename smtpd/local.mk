@@ -80,3 +80,4 @@ EXTRA_DIST += tests/fuzz/fuzz-smtp-session.c tests/fuzz/fuzz-smtp-queue-record.c
 INTEGRATION_TESTS += tests/integration/outbound_delivery.py \
 	tests/integration/outbound_tls.py tests/integration/outbound_crash.py
 EXTRA_DIST += tests/integration/outbound_common.py
+INTEGRATION_TESTS += tests/integration/smtpd_concurrency.py

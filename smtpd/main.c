@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -539,6 +540,12 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* every session is a descriptor: use all the hard limit allows */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	if (privsep_is_root()) {
 		uid_t uid;
 		gid_t gid;
@@ -555,7 +562,6 @@ int main(int argc, char **argv)
 	if (n_workers == 0)
 		n_workers = cpus > 0 ? (size_t)cpus : 1;
 	unsigned max_conn = (unsigned)settings_num(set, S_SMTPD_MAX_CONNECTIONS);
-	unsigned per_worker = (unsigned)((max_conn + n_workers - 1) / n_workers);
 	struct iplimits *limits = iplimits_create();
 
 	struct parent p;
@@ -649,7 +655,7 @@ int main(int argc, char **argv)
 				.id = (unsigned)i, .set = set, .listeners = lfds,
 				.n_listeners = n_lfds, .delivery_fd = wfds[i],
 				.parent_fd = cchild[i], .tls_mx = tls_mx, .tls_sub = tls_sub,
-				.limits = limits, .max_connections = per_worker,
+				.limits = limits, .max_connections = max_conn,
 			};
 			_exit(worker_main(&wa));
 		}

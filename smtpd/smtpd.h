@@ -27,7 +27,7 @@ struct worker_args {
 	struct tls_ctx *tls_mx;     /* port 25 (smtpd.smtp_tls_min_version); may be NULL */
 	struct tls_ctx *tls_sub;    /* submission and smtps; may be NULL */
 	struct iplimits *limits;    /* shared between the workers */
-	unsigned max_connections;   /* this worker's share */
+	unsigned max_connections;   /* of all workers together (iplimits_total_begin) */
 };
 
 /* Run in the child after fork and privilege drop; return the exit code. */

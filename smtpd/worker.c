@@ -85,7 +85,7 @@ struct client {
 	char ip[NET_ADDR_STR_MAX];
 	char id[24];
 	uint64_t iphash;
-	bool counted_ip;
+	bool counted_ip, counted_total;
 	bool trusted;
 	bool closing;
 	bool tls_pending_greeting; /* SMTPS: greet after the handshake */
@@ -937,6 +937,8 @@ static void client_free(struct client *c)
 	free_locals(c);
 	if (c->counted_ip)
 		iplimits_session_end(w->limits, c->iphash);
+	if (c->counted_total)
+		iplimits_total_end(w->limits);
 	w->slots[c->slot] = NULL;
 	w->gens[c->slot]++;
 	w->free_slots[w->n_free++] = c->slot;
@@ -968,12 +970,13 @@ static void new_client(struct worker *w, int fd, const struct net_addr *peer, un
 	c->iphash = net_addr_hash(peer, true);
 	bool is_unix = !net_addr_is_ip(peer);
 	c->trusted = is_unix || net_list_match(w->cfg.trusted, peer);
-	if (w->n_clients > w->max_connections) {
+	if (!iplimits_total_begin(w->limits, w->max_connections)) {
 		log_warn("event=refused reason=max_connections ip=%s", c->ip);
 		conn_printf(c->conn, "421 4.7.0 %s Error: too many connections\r\n", w->cfg.hostname);
 		c->closing = true;
 		return;
 	}
+	c->counted_total = true;
 	if (!is_unix) {
 		if (!iplimits_session_begin(w->limits, c->iphash, w->cfg.max_per_ip)) {
 			log_warn("event=refused reason=max_sessions_per_ip ip=%s", c->ip);
