@@ -122,9 +122,9 @@ def spamassassin_split(tmp, train_ham, train_spam, test_files):
                               "--max-children", "2", "-x", "--siteconfigpath", home,
                               ] + (["-u", "nobody"] if os.geteuid() == 0 else []) + [
                               "--pidfile", os.path.join(home, "pid")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "spamd.log"), "w"))
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 300
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -135,13 +135,19 @@ def spamassassin_split(tmp, train_ham, train_spam, test_files):
                 time.sleep(0.5)
 
         def check(path):
-            # -x: no fallback; exit 0 ham, 1 spam, anything else an error.
-            with open(path, "rb") as f:
-                r = subprocess.run(["spamc", "-d", "127.0.0.1", "-p", str(port), "-c", "-x"],
-                                   stdin=f, stdout=subprocess.PIPE, text=True)
-            if r.returncode not in (0, 1) or "/" not in r.stdout:
-                raise RuntimeError("spamc failed on %s (exit %d): is spamd alive?" % (path, r.returncode))
-            return path, (float(r.stdout.split("/")[0]), r.returncode == 1)
+            # -x: no fallback; exit 0 ham, 1 spam, anything else an error
+            # (retried: spamd replaces its children now and then).
+            for attempt in range(5):
+                with open(path, "rb") as f:
+                    r = subprocess.run(["spamc", "-d", "127.0.0.1", "-p", str(port), "-c", "-x"],
+                                       stdin=f, stdout=subprocess.PIPE, text=True)
+                if r.returncode in (0, 1) and "/" in r.stdout:
+                    return path, (float(r.stdout.split("/")[0]), r.returncode == 1)
+                if spamd.poll() is not None:
+                    break
+                time.sleep(1)
+            raise RuntimeError("spamc failed on %s (exit %d); spamd %s" %
+                               (path, r.returncode, "exited" if spamd.poll() is not None else "running"))
 
         with ThreadPoolExecutor(max_workers=2) as ex:
             return dict(ex.map(check, test_files))
@@ -167,6 +173,7 @@ def main():
     a = ap.parse_args()
     prog = os.path.abspath(os.path.join(a.builddir, "milter-spam", "congvu-milter-spam"))
     tmp = tempfile.mkdtemp(prefix="congvu-accuracy.")
+    os.chmod(tmp, 0o755)  # spamd's children (nobody) read their files below it
     try:
         corpus = a.corpus
         if corpus is None:
