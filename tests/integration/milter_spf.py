@@ -24,7 +24,11 @@ class Spf(unittest.TestCase):
     def setUpClass(cls):
         mc.need("miltertest", "miltertest")
         cls.tmp = mc.TempDir("congvu-spf.")
-        cls.dns = mc.Dnsmasq(cls.tmp, ["example", "lamdong.gov.vn"], RECORDS)
+        cls.dns = mc.Dnsmasq(cls.tmp, ["example", "lamdong.gov.vn"], RECORDS, [
+            ("66.2.0.192.bl.example", "127.0.0.2"),   # 192.0.2.66 is listed
+            ("10.2.0.192.wl.example", "127.0.0.5"),   # 192.0.2.10 is vouched for
+            ("77.2.0.192.bl.example", "192.0.2.1"),   # not 127/8: an error code, not a listing
+        ])
         try:
             cls.milter = mc.Milter(cls.tmp, "global.dns_server=" + cls.dns.server,
                                    "milter-spam.allow_sender_domains=pass.example",
@@ -61,6 +65,25 @@ class Spf(unittest.TestCase):
         # Without a client address, no network checks at all.
         p = self.milter.run("score", "--verbose", "-", stdin=MESSAGE)
         self.assertEqual(p.stdout.decode(), "-\t0.0\tham\n")
+
+    def test_dns_lists(self):
+        def tests_for(client):
+            p = self.milter.run("-o", "milter-spam.dnsbl_zones=bl.example=2.5",
+                                "-o", "milter-spam.dnswl_zones=wl.example", "score",
+                                "--client", client, "--from", "user@nospf.example", "--verbose",
+                                "-", stdin=MESSAGE)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            return p.stdout.decode(), p.stderr.decode()
+        out, err = tests_for("192.0.2.66")
+        self.assertIn("DNSBL_BL_EXAMPLE", err)
+        self.assertNotIn("DNSWL", err)
+        self.assertEqual(out, "-\t2.5\tham\n")
+        out, err = tests_for("192.0.2.10")
+        self.assertIn("DNSWL_WL_EXAMPLE", err)
+        self.assertEqual(out, "-\t-3.0\tham\n")
+        out, err = tests_for("192.0.2.77")
+        self.assertNotIn("DNSBL", err)
+        self.assertNotIn("DNSWL", err)
 
     def test_dns_down(self):
         # A DNS server that does not answer: temperror, no penalty, no hang.
