@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 static int cmp_u32(const void *a, const void *b)
 {
@@ -453,30 +454,128 @@ static int search_load(struct search_msg *m, bool want_body, void *ctx)
 
 struct search_run {
 	struct imap_session *s;
-	const struct search_program *prog;
+	struct search_program prog;
 	struct store_txn *txn;
 	struct load_ctx lc;
 	uint32_t *hits;
 	size_t n_hits;
 	uint64_t max_modseq;
 	bool uid;
+	uint32_t next_uid;            /* where the next slice starts */
+	uint64_t deadline_ns;
+	unsigned since_check;
+	bool out_of_time;
 };
+
+#define SEARCH_SLICE_NS (20 * 1000 * 1000)
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static int search_msg_fn(const struct store_message *rec, void *ctx)
 {
 	struct search_run *r = ctx;
+	if (++r->since_check >= 8) {
+		r->since_check = 0;
+		if (now_ns() > r->deadline_ns) {
+			r->out_of_time = true;
+			r->next_uid = rec->uid;
+			return 1; /* this one in the next slice */
+		}
+	}
 	long idx = view_find(r->s->view, rec->uid);
 	if (idx < 0)
 		return 0; /* arrived after the view: not visible yet */
 	struct search_msg m = { .seq = (uint32_t)idx + 1, .rec = rec, .load = search_load,
 				.load_ctx = &r->lc, .envelope = search_envelope };
-	if (search_eval(r->prog, &m)) {
+	if (search_eval(&r->prog, &m)) {
 		r->hits[r->n_hits++] = r->uid ? rec->uid : (uint32_t)idx + 1;
 		if (rec->modseq > r->max_modseq)
 			r->max_modseq = rec->modseq;
 	}
 	search_msg_clear(&m);
 	return 0;
+}
+
+static void search_cleanup(struct imap_cmd *cmd)
+{
+	struct search_run *r = cmd->state;
+	free(r->hits);
+	str_free(&r->lc.buf);
+	mime_message_free(&r->lc.mime);
+}
+
+static enum cmd_result search_reply(struct imap_cmd *cmd, struct search_run *r)
+{
+	struct imap_session *s = cmd->s;
+	if (!r->uid)
+		qsort(r->hits, r->n_hits, sizeof(uint32_t), cmp_u32);
+	struct str *o = &s->out;
+	bool esearch = r->prog.esearch || (s->enabled & ENABLED_REV2);
+	if (esearch) {
+		unsigned ret_opts = r->prog.esearch ? r->prog.ret : SEARCH_RET_ALL;
+		str_appends(o, "* ESEARCH (TAG ");
+		imap_write_string(o, cmd->tag, strlen(cmd->tag), false);
+		str_appendc(o, ')');
+		if (cmd->uid)
+			str_appends(o, " UID");
+		if (r->n_hits > 0) {
+			if (ret_opts & SEARCH_RET_MIN)
+				str_printf(o, " MIN %u", r->hits[0]);
+			if (ret_opts & SEARCH_RET_MAX)
+				str_printf(o, " MAX %u", r->hits[r->n_hits - 1]);
+			if (ret_opts & SEARCH_RET_ALL) {
+				str_appends(o, " ALL ");
+				seqset_write_sorted(o, r->hits, r->n_hits);
+			}
+		}
+		if (ret_opts & SEARCH_RET_COUNT)
+			str_printf(o, " COUNT %zu", r->n_hits);
+		if (r->prog.uses_modseq && r->n_hits > 0)
+			str_printf(o, " MODSEQ %llu", (unsigned long long)r->max_modseq);
+		str_appends(o, "\r\n");
+	} else {
+		str_appends(o, "* SEARCH");
+		for (size_t i = 0; i < r->n_hits; i++)
+			str_printf(o, " %u", r->hits[i]);
+		if (r->prog.uses_modseq && r->n_hits > 0)
+			str_printf(o, " (MODSEQ %llu)", (unsigned long long)r->max_modseq);
+		str_appends(o, "\r\n");
+	}
+	return cmd_ok(cmd, "%sSEARCH completed", cmd->uid ? "UID " : "");
+}
+
+/* One slice of at most SEARCH_SLICE_NS in its own read transaction; the
+ * next on the following loop iteration, so that a long text search does
+ * not stop the worker's other sessions. */
+static enum cmd_result search_slice(struct imap_cmd *cmd)
+{
+	struct search_run *r = cmd->state;
+	struct imap_view *v = cmd->s->view;
+	const char *err;
+	if (v->n == 0 || r->next_uid > v->uids[v->n - 1])
+		return search_reply(cmd, r);
+	if (store_read_begin(cmd->s->d->store, &r->txn, &err) < 0)
+		return cmd_store_error(cmd, "search", err);
+	r->lc.txn = r->txn;
+	r->out_of_time = false;
+	r->deadline_ns = now_ns() + SEARCH_SLICE_NS;
+	int ret = store_txn_message_foreach(r->txn, v->mailbox_id, r->next_uid, v->uids[v->n - 1],
+					    search_msg_fn, r, &err);
+	store_read_end(&r->txn);
+	mime_message_free(&r->lc.mime);
+	r->lc.mime_tried = false;
+	if (ret < 0)
+		return cmd_store_error(cmd, "search", err);
+	if (r->out_of_time) {
+		cmd->resume = search_slice;
+		return CMD_YIELD;
+	}
+	return search_reply(cmd, r);
 }
 
 enum cmd_result cmd_search(struct imap_cmd *cmd)
@@ -492,66 +591,20 @@ enum cmd_result cmd_search(struct imap_cmd *cmd)
 		.n_keywords = v->n_keywords,
 		.max_depth = 64,
 	};
-	struct search_program prog;
+	struct search_run *r = p_malloc(cmd->pool, sizeof(*r));
 	bool badcharset;
-	if (search_parse(cmd->args, cmd->n_args, &pc, &prog, &badcharset, &err) < 0) {
+	if (search_parse(cmd->args, cmd->n_args, &pc, &r->prog, &badcharset, &err) < 0) {
 		if (badcharset)
 			return cmd_no(cmd, "%s", err);
 		return cmd_bad(cmd, "%s", err);
 	}
-	if (prog.uses_modseq)
+	if (r->prog.uses_modseq)
 		s->enabled |= ENABLED_CONDSTORE;
-	struct search_run r = { .s = s, .prog = &prog, .uid = cmd->uid };
-	r.hits = xcalloc(v->n ? v->n : 1, sizeof(uint32_t));
-	if (store_read_begin(s->d->store, &r.txn, &err) < 0) {
-		free(r.hits);
-		return cmd_store_error(cmd, "search", err);
-	}
-	r.lc.txn = r.txn;
-	int ret = v->n == 0 ? 0
-			    : store_txn_message_foreach(r.txn, v->mailbox_id, v->uids[0],
-							v->uids[v->n - 1], search_msg_fn, &r, &err);
-	store_read_end(&r.txn);
-	str_free(&r.lc.buf);
-	mime_message_free(&r.lc.mime);
-	if (ret < 0) {
-		free(r.hits);
-		return cmd_store_error(cmd, "search", err);
-	}
-	if (!r.uid)
-		qsort(r.hits, r.n_hits, sizeof(uint32_t), cmp_u32);
-	struct str *o = &s->out;
-	bool esearch = prog.esearch || (s->enabled & ENABLED_REV2);
-	if (esearch) {
-		unsigned ret_opts = prog.esearch ? prog.ret : SEARCH_RET_ALL;
-		str_appends(o, "* ESEARCH (TAG ");
-		imap_write_string(o, cmd->tag, strlen(cmd->tag), false);
-		str_appendc(o, ')');
-		if (cmd->uid)
-			str_appends(o, " UID");
-		if (r.n_hits > 0) {
-			if (ret_opts & SEARCH_RET_MIN)
-				str_printf(o, " MIN %u", r.hits[0]);
-			if (ret_opts & SEARCH_RET_MAX)
-				str_printf(o, " MAX %u", r.hits[r.n_hits - 1]);
-			if (ret_opts & SEARCH_RET_ALL) {
-				str_appends(o, " ALL ");
-				seqset_write_sorted(o, r.hits, r.n_hits);
-			}
-		}
-		if (ret_opts & SEARCH_RET_COUNT)
-			str_printf(o, " COUNT %zu", r.n_hits);
-		if (prog.uses_modseq && r.n_hits > 0)
-			str_printf(o, " MODSEQ %llu", (unsigned long long)r.max_modseq);
-		str_appends(o, "\r\n");
-	} else {
-		str_appends(o, "* SEARCH");
-		for (size_t i = 0; i < r.n_hits; i++)
-			str_printf(o, " %u", r.hits[i]);
-		if (prog.uses_modseq && r.n_hits > 0)
-			str_printf(o, " (MODSEQ %llu)", (unsigned long long)r.max_modseq);
-		str_appends(o, "\r\n");
-	}
-	free(r.hits);
-	return cmd_ok(cmd, "%sSEARCH completed", cmd->uid ? "UID " : "");
+	r->s = s;
+	r->uid = cmd->uid;
+	r->hits = xcalloc(v->n ? v->n : 1, sizeof(uint32_t));
+	r->next_uid = v->n ? v->uids[0] : 1;
+	cmd->state = r;
+	cmd->cleanup = search_cleanup;
+	return search_slice(cmd);
 }

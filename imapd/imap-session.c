@@ -191,6 +191,21 @@ void session_cmd_done(struct imap_cmd *cmd)
 	session_input(s);
 }
 
+static void run_command(struct imap_session *s, struct imap_cmd *cmd, bool first);
+
+static void yield_cb(void *ctx)
+{
+	struct imap_session *s = ctx;
+	timeout_remove(&s->yield_timer);
+	if (s->closing || s->cmd == NULL)
+		return;
+	s->in_callback = true;
+	run_command(s, s->cmd, false);
+	if (s->cmd == NULL && !s->closing)
+		session_input(s);
+	s->in_callback = false;
+}
+
 static void run_command(struct imap_session *s, struct imap_cmd *cmd, bool first)
 {
 	enum cmd_result res;
@@ -200,10 +215,13 @@ static void run_command(struct imap_session *s, struct imap_cmd *cmd, bool first
 		res = cmd->def->fn(cmd);
 	if (s->closing)
 		return;
-	if (res == CMD_DONE)
+	if (res == CMD_DONE) {
 		cmd_finished(s);
-	else
-		session_flush(s); /* CMD_MORE: resumed on CONN_EV_DRAINED */
+		return;
+	}
+	session_flush(s); /* CMD_MORE: resumed on CONN_EV_DRAINED */
+	if (res == CMD_YIELD && s->yield_timer == NULL)
+		s->yield_timer = timeout_add(s->d->loop, 0, yield_cb, s);
 }
 
 static void dispatch(struct imap_session *s, struct imap_command *parsed)
@@ -404,6 +422,7 @@ static void session_free(struct imap_session *s)
 	cmd_free(&s->cmd);
 	timeout_remove(&s->timer);
 	timeout_remove(&s->free_timer);
+	timeout_remove(&s->yield_timer);
 	conn_free(&s->conn);
 	imap_reader_free(&s->reader);
 	view_free(&s->view);

@@ -75,6 +75,8 @@ enum cmd_result {
 	CMD_DONE,  /* the tagged reply was written */
 	CMD_MORE,  /* call the handler again when the output has drained */
 	CMD_WAIT,  /* the handler finishes later by itself (session_cmd_done) */
+	CMD_YIELD, /* call the handler again on the next loop iteration (long work
+		    * in slices, so the worker's other sessions are served) */
 };
 typedef enum cmd_result imap_cmd_fn(struct imap_cmd *cmd);
 
@@ -138,6 +140,7 @@ struct imap_session {
 	session_line_fn *line_fn;
 	struct timeout *timer;        /* login delay and similar */
 	struct timeout *free_timer;
+	struct timeout *yield_timer;
 	unsigned bad_in_row;
 	bool closing;
 	bool in_callback;
