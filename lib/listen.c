@@ -92,12 +92,14 @@ static char *errorf2(const char *item, const char *why)
 	return s;
 }
 
-static void add_fd(struct listen_fd **fds, size_t *n_fds, int fd, const char *item, unsigned tag)
+static void add_fd(struct listen_fd **fds, size_t *n_fds, int fd, const char *item, unsigned tag,
+		   unsigned copy)
 {
 	*fds = xreallocarray(*fds, *n_fds + 1, sizeof(**fds));
 	(*fds)[*n_fds].fd = fd;
 	(*fds)[*n_fds].name = xstrdup(item);
 	(*fds)[*n_fds].tag = tag;
+	(*fds)[*n_fds].copy = copy;
 	(*n_fds)++;
 }
 
@@ -138,7 +140,7 @@ static int open_unix(const struct listen_spec *spec, const char *item, int backl
 }
 
 static int open_inet(const struct sockaddr *sa, socklen_t salen, const char *item, int backlog,
-		     int *fd_r, char **error_r)
+		     bool reuseport, int *fd_r, char **error_r)
 {
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -147,6 +149,11 @@ static int open_inet(const struct sockaddr *sa, socklen_t salen, const char *ite
 	}
 	int one = 1;
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+		*error_r = errorf2(item, strerror(errno));
+		close(fd);
+		return -1;
+	}
 	if (sa->sa_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, sa, salen) < 0 || listen(fd, backlog) < 0) {
@@ -160,6 +167,12 @@ static int open_inet(const struct sockaddr *sa, socklen_t salen, const char *ite
 
 int listen_open_list(const char *list, unsigned tag, int backlog, struct listen_fd **fds,
 		     size_t *n_fds, char **error_r)
+{
+	return listen_open_list_copies(list, tag, backlog, 0, fds, n_fds, error_r);
+}
+
+int listen_open_list_copies(const char *list, unsigned tag, int backlog, unsigned copies,
+			    struct listen_fd **fds, size_t *n_fds, char **error_r)
 {
 	char *copy = xstrdup(list != NULL ? list : "");
 	char *save = NULL;
@@ -179,7 +192,7 @@ int listen_open_list(const char *list, unsigned tag, int backlog, struct listen_
 				ret = -1;
 				break;
 			}
-			add_fd(fds, n_fds, fd, item, tag);
+			add_fd(fds, n_fds, fd, item, tag, LISTEN_SHARED);
 			continue;
 		}
 		struct addrinfo hints, *res = NULL;
@@ -197,11 +210,16 @@ int listen_open_list(const char *list, unsigned tag, int backlog, struct listen_
 		for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
 			if (spec.host[0] == '\0' && ai->ai_family != AF_INET)
 				continue; /* "PORT" alone: IPv4 any; list [::]:PORT for IPv6 */
-			if (open_inet(ai->ai_addr, ai->ai_addrlen, item, backlog, &fd, error_r) < 0) {
-				ret = -1;
-				break;
+			for (unsigned k = 0; k < (copies ? copies : 1) && ret == 0; k++) {
+				if (open_inet(ai->ai_addr, ai->ai_addrlen, item, backlog, copies > 0,
+					      &fd, error_r) < 0) {
+					ret = -1;
+					break;
+				}
+				add_fd(fds, n_fds, fd, item, tag, copies ? k : LISTEN_SHARED);
 			}
-			add_fd(fds, n_fds, fd, item, tag);
+			if (ret < 0)
+				break;
 		}
 		freeaddrinfo(res);
 	}

@@ -24,7 +24,10 @@ struct listen_fd {
 	int fd;
 	char *name;     /* the item as written, for logs */
 	unsigned tag;   /* the caller's (e.g. which service: smtp, submission...) */
+	unsigned copy;  /* listen_open_list_copies(): which copy, or LISTEN_SHARED */
 };
+
+#define LISTEN_SHARED (~0u)
 
 /* Binds and listens on every item of list (non-blocking, close-on-exec,
  * SO_REUSEADDR; IPv6 sockets are IPV6_V6ONLY so "0.0.0.0:25, [::]:25" works;
@@ -35,6 +38,13 @@ struct listen_fd {
  * the item and the reason ("0.0.0.0:25: Address already in use"). */
 int listen_open_list(const char *list, unsigned tag, int backlog, struct listen_fd **fds,
 		     size_t *n_fds, char **error_r);
+/* The same, but every TCP item is bound `copies` times with SO_REUSEPORT
+ * (entries with copy 0..copies-1), so that each of several processes
+ * accepts on its own socket and the kernel spreads the connections among
+ * them. Unix sockets cannot be shared that way: they are bound once, with
+ * copy LISTEN_SHARED. */
+int listen_open_list_copies(const char *list, unsigned tag, int backlog, unsigned copies,
+			    struct listen_fd **fds, size_t *n_fds, char **error_r);
 /* Closes every fd (and unlinks unix socket paths when unlink_unix) and
  * frees the array. */
 void listen_close_all(struct listen_fd **fds, size_t *n_fds, bool unlink_unix);

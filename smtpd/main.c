@@ -296,7 +296,10 @@ static struct tls_ctx *load_tls(const struct settings *set, bool for_mx)
 	return ctx;
 }
 
-static void open_listeners(const struct settings *set, struct listen_fd **fds, size_t *n)
+/* Each TCP listener once per worker (SO_REUSEPORT: the kernel spreads the
+ * connections; one shared socket woke mostly the same worker). */
+static void open_listeners(const struct settings *set, unsigned copies, struct listen_fd **fds,
+			   size_t *n)
 {
 	static const struct {
 		enum setting_id id;
@@ -310,7 +313,8 @@ static void open_listeners(const struct settings *set, struct listen_fd **fds, s
 	};
 	for (size_t i = 0; i < sizeof(l) / sizeof(l[0]); i++) {
 		char *error;
-		if (listen_open_list(settings_str(set, l[i].id), l[i].tag, 1024, fds, n, &error) < 0)
+		if (listen_open_list_copies(settings_str(set, l[i].id), l[i].tag, 1024, copies, fds, n,
+					    &error) < 0)
 			fatal("%s: %s", l[i].name, error);
 	}
 	if (*n == 0)
@@ -555,12 +559,11 @@ int main(int argc, char **argv)
 	}
 	struct listen_fd *lfds = NULL;
 	size_t n_lfds = 0;
-	open_listeners(set, &lfds, &n_lfds);
-
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	size_t n_workers = settings_num(set, S_SMTPD_WORKERS);
 	if (n_workers == 0)
 		n_workers = cpus > 0 ? (size_t)cpus : 1;
+	open_listeners(set, (unsigned)n_workers, &lfds, &n_lfds);
 	unsigned max_conn = (unsigned)settings_num(set, S_SMTPD_MAX_CONNECTIONS);
 	struct iplimits *limits = iplimits_create();
 

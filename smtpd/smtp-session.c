@@ -1069,10 +1069,21 @@ static size_t data_feed(struct smtp_session *s, const unsigned char *in, size_t 
 		if (c == '\n')
 			s->bad_bare = true; /* bare LF: data, never a line end */
 		EMIT(c);
-		/* fast path: copy a run of ordinary bytes */
-		while (i + 1 < len && in[i + 1] != '\r' && in[i + 1] != '\n') {
-			i++;
-			EMIT(in[i]);
+		/* fast path: copy the run of ordinary bytes up to the next CR or LF */
+		if (i + 1 < len) {
+			const unsigned char *run = in + i + 1;
+			size_t left = len - i - 1;
+			const unsigned char *cr = memchr(run, '\r', left);
+			size_t n = cr != NULL ? (size_t)(cr - run) : left;
+			const unsigned char *lf = memchr(run, '\n', n);
+			if (lf != NULL)
+				n = (size_t)(lf - run);
+			if (keep) {
+				memcpy(o, run, n);
+				o += n;
+			}
+			s->line_len += n;
+			i += n;
 		}
 	}
 	if (keep) {

@@ -1047,7 +1047,8 @@ static void on_accept(void *ctx, unsigned revents)
 			log_err("event=accept_failed listener=%s error=\"%s\"", l->name, err);
 			/* out of descriptors: stop accepting for a moment */
 			for (size_t k = 0; k < w->n_listeners; k++)
-				io_set_events(w->lios[k], 0);
+				if (w->lios[k] != NULL)
+					io_set_events(w->lios[k], 0);
 			if (w->accept_pause == NULL)
 				w->accept_pause = timeout_add(w->loop, 500, accept_resume, w);
 			else
@@ -1062,7 +1063,8 @@ static void accept_resume(void *ctx)
 {
 	struct worker *w = ctx;
 	for (size_t k = 0; k < w->n_listeners; k++)
-		io_set_events(w->lios[k], IO_READ | IO_EXCLUSIVE);
+		if (w->lios[k] != NULL)
+			io_set_events(w->lios[k], IO_READ | IO_EXCLUSIVE);
 }
 
 /* ---- signals and reload ---- */
@@ -1071,7 +1073,8 @@ static void stop_listening(struct worker *w)
 {
 	for (size_t i = 0; i < w->n_listeners; i++) {
 		io_remove(&w->lios[i]);
-		close(w->listeners[i].fd);
+		if (w->listeners[i].fd >= 0)
+			close(w->listeners[i].fd);
 		w->listeners[i].fd = -1;
 	}
 }
@@ -1171,9 +1174,16 @@ int worker_main(const struct worker_args *a)
 	w.listeners = a->listeners;
 	w.n_listeners = a->n_listeners;
 	w.lios = xcalloc(w.n_listeners ? w.n_listeners : 1, sizeof(*w.lios));
-	for (size_t i = 0; i < w.n_listeners; i++)
-		w.lios[i] = io_add(w.loop, w.listeners[i].fd, IO_READ | IO_EXCLUSIVE, on_accept,
-				   &w.listeners[i]);
+	for (size_t i = 0; i < w.n_listeners; i++) {
+		struct listen_fd *l = &w.listeners[i];
+		if (l->copy != LISTEN_SHARED && l->copy != w.id) {
+			/* another worker's copy of a SO_REUSEPORT listener */
+			close(l->fd);
+			l->fd = -1;
+			continue;
+		}
+		w.lios[i] = io_add(w.loop, l->fd, IO_READ | IO_EXCLUSIVE, on_accept, l);
+	}
 	uint64_t max_msg = w.cfg.max_message_size;
 	w.delivery = frame_chan_new(w.loop, a->delivery_fd, DFRAME_SMALL_MAX, delivery_frame,
 				    delivery_gone, &w);
