@@ -2,8 +2,9 @@
  * probability is smoothed towards the prior by how often it was seen, the
  * strongest tokens are kept, and two chi-square tests (is it ham-like, is it
  * spam-like) are combined as (S - H + 1) / 2. */
-#include "bayes.h"
 #include "config.h"
+
+#include "bayes.h"
 
 #include <math.h>
 #include <stdlib.h>

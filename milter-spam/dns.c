@@ -1,5 +1,6 @@
-#include "dns.h"
 #include "config.h"
+
+#include "dns.h"
 #include "str.h"
 #include "xalloc.h"
 

@@ -9,9 +9,10 @@
  * SIGTERM and SIGINT itself (Linux delivers a process-directed signal to
  * the thread group leader first when it is waiting for it) while
  * smfi_main() runs in a second thread. */
-#include "milter.h"
 #include "config.h"
+
 #include "log.h"
+#include "milter.h"
 #include "str.h"
 #include "xalloc.h"
 

@@ -1,5 +1,6 @@
-#include "netlist.h"
 #include "config.h"
+
+#include "netlist.h"
 #include "str.h"
 #include "xalloc.h"
 

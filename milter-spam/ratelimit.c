@@ -1,5 +1,6 @@
-#include "ratelimit.h"
 #include "config.h"
+
+#include "ratelimit.h"
 #include "xalloc.h"
 
 #include <pthread.h>

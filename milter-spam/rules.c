@@ -1,5 +1,8 @@
-#include "rules.h"
 #include "config.h"
+
+#include "address.h"
+#include "charset.h"
+#include "rules.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -162,6 +165,16 @@ void rules_examine(const char *data, size_t len, const struct mime_message *msg,
 				for (char *c = f->from_domain; *c; c++)
 					if (*c >= 'A' && *c <= 'Z')
 						*c = (char)(*c + 32);
+				if (a->name != NULL) {
+					struct str name = STR_INIT;
+					charset_decode_header(a->name, strlen(a->name), &name);
+					snprintf(f->from_name, sizeof(f->from_name), "%s",
+					         name.s ? name.s : "");
+					str_free(&name);
+					for (char *c = f->from_name; *c; c++)
+						if (*c >= 'A' && *c <= 'Z')
+							*c = (char)(*c + 32);
+				}
 				break;
 			}
 		}
@@ -188,6 +201,37 @@ void rules_examine(const char *data, size_t len, const struct mime_message *msg,
 		}
 	}
 	str_free(&body);
+}
+
+bool rules_display_name_spoof(const struct rule_facts *f, const char *locals)
+{
+	if (f->from_name[0] == '\0' || f->from_domain[0] == '\0' ||
+	    domain_is_local(f->from_domain, locals))
+		return false;
+	char *copy = xstrdup(locals);
+	char *save = NULL;
+	bool found = false;
+	for (char *l = strtok_r(copy, ", \t", &save); l && !found;
+	     l = strtok_r(NULL, ", \t", &save)) {
+		/* "@lamdong.gov.vn" or ".lamdong.gov.vn" or the bare domain as
+		 * a word: not merely "Lam Dong" in a name. */
+		size_t ll = strlen(l);
+		for (const char *p = f->from_name; (p = strcasestr(p, l)) != NULL; p++) {
+			char before = p == f->from_name ? ' ' : p[-1];
+			char after = p[ll];
+			bool word_end = after == '\0' || after == ' ' || after == '>' ||
+			                after == ')' || after == '"' || after == '\'' ||
+			                after == ',' || after == ']';
+			if (word_end &&
+			    (before == '@' || before == ' ' || before == '.' || before == '<' ||
+			     before == '(' || before == '"' || before == '[')) {
+				found = true;
+				break;
+			}
+		}
+	}
+	free(copy);
+	return found;
 }
 
 /* ---- look-alike domains ---- */

@@ -17,6 +17,9 @@ struct rule_facts {
 	bool has_from;
 	/* The domain of the first From: address, lower-case ("" if none). */
 	char from_domain[256];
+	/* The display name of that address, RFC 2047 decoded, lower-case
+	 * ASCII, truncated ("" if none). */
+	char from_name[RULES_NAME_MAX];
 	/* Structure the parser had to repair (no boundary, bad Content-Type,
 	 * NUL bytes, unterminated multipart). */
 	bool bad_mime;
@@ -37,6 +40,11 @@ bool rules_name_is_executable(const char *name, size_t len, const char *exe_exte
  * Returns the number of names. */
 typedef bool rules_zip_callback(void *context, const char *name, size_t len);
 int rules_zip_names(const unsigned char *zip, size_t len, rules_zip_callback *cb, void *context);
+
+/* Whether a From: display name shows an address or a domain of
+ * local_domains while the real address is elsewhere ("vanthu@lamdong.gov.vn"
+ * <x@example.com>), a common phishing disguise. */
+bool rules_display_name_spoof(const struct rule_facts *facts, const char *local_domains);
 
 /* Whether domain imitates one of the space-separated local domains
  * without being one or a subdomain of one: the same letters once '-' and

@@ -1,13 +1,14 @@
 /* The scoring core (see scan.h). */
-#include "scan.h"
+#include "config.h"
+
 #include "address.h"
 #include "bayes.h"
-#include "config.h"
 #include "dns.h"
 #include "mime.h"
 #include "netlist.h"
 #include "ratelimit.h"
 #include "rules.h"
+#include "scan.h"
 #include "spf.h"
 #include "store/tokendb.h"
 #include "tokenize.h"
@@ -32,7 +33,8 @@ struct zone {
 struct scan_config {
 	double junk, reject;
 	double w_allow, w_spf_fail, w_spf_softfail, w_spf_pass, w_spf_fail_local;
-	double w_local_outside, w_lookalike, w_exe, w_no_date, w_no_msgid, w_no_from;
+	double w_local_outside, w_lookalike, w_display_spoof, w_exe, w_no_date, w_no_msgid,
+	    w_no_from;
 	double w_no_subject, w_bad_mime, w_bayes_spam, w_bayes_ham;
 	bool spf, bayes;
 	unsigned int bayes_min;
@@ -174,6 +176,7 @@ static int config_load(const struct settings *set, struct scan_config **cfg_r, c
 	    W(S_MILTER_SCORE_SPF_FAIL_LOCAL, "score_spf_fail_local", w_spf_fail_local),
 	    W(S_MILTER_SCORE_LOCAL_FROM_OUTSIDE, "score_local_from_outside", w_local_outside),
 	    W(S_MILTER_SCORE_LOOKALIKE, "score_lookalike", w_lookalike),
+	    W(S_MILTER_SCORE_DISPLAY_NAME_SPOOF, "score_display_name_spoof", w_display_spoof),
 	    W(S_MILTER_SCORE_EXECUTABLE, "score_executable", w_exe),
 	    W(S_MILTER_SCORE_NO_DATE, "score_no_date", w_no_date),
 	    W(S_MILTER_SCORE_NO_MESSAGE_ID, "score_no_message_id", w_no_msgid),
@@ -475,6 +478,8 @@ static int scan_locked(struct scanner *sc, const struct scan_config *cfg,
 	if ((facts.from_domain[0] && rules_lookalike(facts.from_domain, cfg->local_domains)) ||
 	    (sender_domain[0] && rules_lookalike(sender_domain, cfg->local_domains)))
 		hit(res, &score, "LOOKALIKE_DOMAIN", cfg->w_lookalike);
+	if (!trusted && !authenticated && rules_display_name_spoof(&facts, cfg->local_domains))
+		hit(res, &score, "DISPLAY_NAME_SPOOF", cfg->w_display_spoof);
 	/* DNS lists, for mail from outside. */
 	for (size_t i = 0; outside && i < cfg->n_dnsbl + cfg->n_dnswl; i++) {
 		bool bl = i < cfg->n_dnsbl;

@@ -9,6 +9,8 @@
  *   LOCAL_FROM_OUTSIDE  From: in a local domain, not authenticated, not
  *                       from trusted_networks, no SPF pass for a local sender
  *   LOOKALIKE_DOMAIN    From:/envelope domain imitating a local domain
+ *   DISPLAY_NAME_SPOOF  From: display name showing a local address over an
+ *                       outside one (not for trusted or authenticated mail)
  *   DNSBL_<zone> DNSWL_<zone>
  *   BAYES_NN            classifier probability NN% (points linear from 50%)
  *   EXECUTABLE_ATTACHMENT MISSING_DATE MISSING_MESSAGE_ID MISSING_FROM

@@ -1,5 +1,6 @@
-#include "spf.h"
 #include "config.h"
+
+#include "spf.h"
 #include "xalloc.h"
 
 #include <arpa/inet.h>

@@ -1,10 +1,11 @@
 /* The tokenizer (see tokenize.h). Every feature is "prefix:word" so that
  * the same word in Subject and in the body count separately, as in
  * SpamBayes. */
-#include "tokenize.h"
-#include "charset.h"
 #include "config.h"
+
+#include "charset.h"
 #include "html.h"
+#include "tokenize.h"
 #include "utf8.h"
 #include "xalloc.h"
 

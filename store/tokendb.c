@@ -2,9 +2,10 @@
  * Layout: one unnamed LMDB database (MDB_INTEGERKEY); key = 8-byte token
  * hash in host order,
  * value = two uint32 counts (spam, ham). Key 0 holds the message totals. */
-#include "tokendb.h"
 #include "config.h"
+
 #include "str.h"
+#include "tokendb.h"
 #include "xalloc.h"
 
 #include <errno.h>

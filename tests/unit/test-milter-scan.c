@@ -426,6 +426,25 @@ START_TEST(test_scan_rules)
 	scan_result_free(&r);
 	str_free(&m);
 
+	/* A local address shown in the display name of an outside address. */
+	struct str m3 = STR_INIT;
+	make_msg(&m3, ham_words, 6, "\"vanthu@lamdong.gov.vn\" <x@example.com>");
+	r = score(&env, &m3);
+	ck_assert_msg(has_test(&r, "DISPLAY_NAME_SPOOF"), "%s", r.tests.s);
+	scan_result_free(&r);
+	str_truncate(&m3, 0);
+	make_msg(&m3, ham_words, 6,
+	         "=?utf-8?q?S=E1=BB=9F_L=C3=A2m_=C4=90=E1=BB=93ng?= <x@example.com>");
+	r = score(&env, &m3);
+	ck_assert(!has_test(&r, "DISPLAY_NAME_SPOOF")); /* a name, not our domain */
+	scan_result_free(&r);
+	str_truncate(&m3, 0);
+	make_msg(&m3, ham_words, 6, "\"Van thu (lamdong.gov.vn)\" <vanthu@lamdong.gov.vn>");
+	r = score(&env, &m3);
+	ck_assert(!has_test(&r, "DISPLAY_NAME_SPOOF")); /* the address is ours */
+	scan_result_free(&r);
+	str_free(&m3);
+
 	/* Look-alike of the local domain in From:. */
 	struct str m2 = STR_INIT;
 	make_msg(&m2, ham_words, 5, "\"Van thu\" <vanthu@lamdong-gov.vn>");
