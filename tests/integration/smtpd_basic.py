@@ -107,6 +107,32 @@ def test_lmtp(srv):
     c.quit()
     m = [m for m in srv.messages(ALICE) if b"over lmtp" in m["data"]]
     check(len(m) == 1 and b"with LMTP id" in m[0]["data"], "LMTP message not stored")
+    # LMTP on a unix socket too (the listen list has both)
+    c = smtplib.LMTP(srv.lmtp_socket, timeout=20)
+    c.ehlo("edge.test")
+    refused = c.sendmail("x@example.org", [DEMO], message("lmtp unix socket"))
+    check(refused == {}, "LMTP over a unix socket refused: %r" % refused)
+    c.quit()
+    check(any(b"lmtp unix socket" in m["data"] for m in srv.messages(DEMO)),
+          "LMTP over a unix socket not stored")
+
+
+def test_privileges(srv):
+    """Started as root, the children run as global.user."""
+    if os.geteuid() != 0:
+        return
+    import pwd
+    uid = pwd.getpwnam(srv.settings["global.user"]).pw_uid
+    kids = []
+    for line in srv.log().splitlines():
+        for kind in ("delivery", "worker"):
+            if "event=started process=%s" % kind in line:
+                kids.append(int(line.split("congvu-smtpd[")[1].split("]")[0]))
+    check(len(kids) == 3, "children: %r" % kids)
+    for pid in kids:
+        with open("/proc/%d/status" % pid) as f:
+            uids = [ln.split()[1:] for ln in f if ln.startswith("Uid:")][0]
+        check(all(int(u) == uid for u in uids), "child %d runs as %r" % (pid, uids))
 
 
 def test_swaks_curl(srv):
@@ -192,10 +218,14 @@ def test_startup_errors():
 
 def main():
     srv = Server()
+    srv.lmtp_socket = os.path.join(srv.dir, "lmtp.sock")
+    srv.settings["smtpd.lmtp_listen"] += ", unix:" + srv.lmtp_socket
+    srv.write_config()
     try:
         srv.add_account(DEMO)
         srv.add_account(ALICE)
         srv.start()
+        test_privileges(srv)
         test_delivery(srv)
         test_submission(srv)
         test_lmtp(srv)
@@ -204,6 +234,7 @@ def main():
         rc = srv.stop()
         check(rc == 0, "exit code %r after SIGTERM" % rc)
         check("event=stopped process=delivery" in srv.log(), "delivery process did not stop")
+        check(not os.path.exists(srv.lmtp_socket), "unix socket left behind")
     except Exception:
         print(srv.log(), file=sys.stderr)
         raise
