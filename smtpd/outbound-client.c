@@ -146,6 +146,7 @@ struct rcpt_result {
 
 struct smtpc {
 	const struct smtpc_params *p;
+	size_t n_rcpts;             /* of p, kept for smtpc_free after p is gone */
 	enum state state;
 	struct smtp_reply_parser parser;
 	struct str line;            /* a partial line of input */
@@ -177,6 +178,7 @@ struct smtpc *smtpc_new(const struct smtpc_params *p)
 {
 	struct smtpc *c = xcalloc(1, sizeof(*c));
 	c->p = p;
+	c->n_rcpts = p->n_rcpts;
 	c->res = xcalloc(p->n_rcpts, sizeof(*c->res));
 	c->at_bol = true;
 	return c;
@@ -190,7 +192,7 @@ void smtpc_free(struct smtpc **cp)
 	smtp_reply_parser_free(&c->parser);
 	str_free(&c->line);
 	str_free(&c->out);
-	for (size_t i = 0; i < c->p->n_rcpts; i++)
+	for (size_t i = 0; i < c->n_rcpts; i++)
 		free(c->res[i].diag);
 	free(c->res);
 	free(c->session_error);

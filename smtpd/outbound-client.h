@@ -95,7 +95,8 @@ enum smtpc_result {
 
 struct smtpc;
 
-/* params and everything it points to must outlive the session. */
+/* params and everything it points to must stay valid until the session is
+ * done; smtpc_free and the result getters do not use them. */
 struct smtpc *smtpc_new(const struct smtpc_params *params);
 void smtpc_free(struct smtpc **c);
 
