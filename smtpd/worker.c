@@ -264,7 +264,7 @@ static void auth_reply(struct worker *w, struct frame_reader *r)
 		smtp_session_set_auth_user(c->s, account);
 		log_info("event=auth session=%s ip=%s user=%s", c->id, c->ip, account);
 		if (c->milter != NULL) {
-			struct milter_macros m = { .auth_authen = account, .auth_type = "PLAIN" };
+			struct milter_macros m = { .auth_authen = account };
 			milter_set_macros(c->milter, &m);
 		}
 		smtp_session_resume(c->s, NULL);
@@ -1184,10 +1184,8 @@ int worker_main(const struct worker_args *a)
 		}
 		w.lios[i] = io_add(w.loop, l->fd, IO_READ | IO_EXCLUSIVE, on_accept, l);
 	}
-	uint64_t max_msg = w.cfg.max_message_size;
 	w.delivery = frame_chan_new(w.loop, a->delivery_fd, DFRAME_SMALL_MAX, delivery_frame,
 				    delivery_gone, &w);
-	(void)max_msg;
 	if (a->parent_fd >= 0)
 		w.parent = frame_chan_new(w.loop, a->parent_fd, DFRAME_RELOAD_MAX * 3, parent_frame,
 					  parent_gone, &w);
