@@ -81,3 +81,14 @@ INTEGRATION_TESTS += tests/integration/outbound_delivery.py \
 	tests/integration/outbound_tls.py tests/integration/outbound_crash.py
 EXTRA_DIST += tests/integration/outbound_common.py
 INTEGRATION_TESTS += tests/integration/smtpd_concurrency.py
+
+# outbound delivery (issue 6): fuzz target of the SMTP client and TLS policy parser
+if FUZZERS
+noinst_PROGRAMS += tests/fuzz/fuzz-smtp-client
+tests_fuzz_fuzz_smtp_client_SOURCES = tests/fuzz/fuzz-smtp-client.c \
+	smtpd/outbound-client.c smtpd/tls-policy.c
+tests_fuzz_fuzz_smtp_client_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/smtpd -fsanitize=fuzzer
+tests_fuzz_fuzz_smtp_client_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_smtp_client_LDADD = $(LIBCONGVU)
+endif
+EXTRA_DIST += tests/fuzz/fuzz-smtp-client.c doc/outbound.md
