@@ -2,6 +2,8 @@
  1. smtpd.tls_policy = *.gov.vn:encrypt and a remote without STARTTLS: the
     mail stays queued (deferred, the reason in `queue list` and the log),
     and the remote never sees a MAIL command;
+ 1b. the mail older than smtpd.delay_warning (1s here) at the next attempt:
+    one delay notice (RFC 3464, Action: delayed) in the sender's INBOX;
  2. the same remote with STARTTLS and a certificate for its MX name, policy
     verify: refused while the certificate's CA is unknown (stays queued),
     delivered once smtpd.outbound_ca_file names it."""
@@ -39,7 +41,8 @@ def main():
         pf = oc.Postfix(os.path.join(tmp, "a"), starttls=False)
         pf.start()
         server = oc.congvu(dns, {"smtpd.outbound_port": str(pf.port),
-                                 "smtpd.tls_policy": "*.gov.vn:encrypt"})
+                                 "smtpd.tls_policy": "*.gov.vn:encrypt",
+                                 "smtpd.delay_warning": "1s"})
         server.add_account(SENDER)
         server.start()
         oc.send(server, SENDER, ["alice@" + D], "secret plan")
@@ -53,10 +56,26 @@ def main():
         time.sleep(0.5)
         sc.check(pf.delivered() == [], "nothing delivered in clear")
         sc.check("mail=" not in pf.log(), "no MAIL command reached the remote:\n" + pf.log())
-        # flushing changes nothing while the remote offers no TLS
-        oc.queue_cmd(server, "flush")
+        # 1b. flushing changes nothing while the remote offers no TLS, but
+        # the second attempt, past delay_warning, tells the sender once
+        time.sleep(1.2)
+
+        def delayed():
+            return [m for m in server.messages(SENDER) if b"Action: delayed" in m["data"]]
+        for _ in range(2):
+            oc.queue_cmd(server, "flush")
+            sc.check(oc.wait_for(delayed, timeout=30), "a delay notice:\n" + server.log())
         time.sleep(1.0)
         sc.check(len(oc.queue_list(server)) == 1 and pf.delivered() == [], "still queued")
+        notes = delayed()
+        sc.check(len(notes) == 1, "exactly one delay notice, got %d" % len(notes))
+        data = notes[0]["data"]
+        for needle in (b"report-type=delivery-status", b"Final-Recipient: rfc822; alice@" +
+                       D.encode(), b"Status: 4.", b"Will-Retry-Until: ",
+                       b"Content-Type: text/rfc822-headers", b"Subject: secret plan",
+                       b"TLS required"):
+            sc.check(needle in data, "delay notice has %r:\n%s" % (needle, data[:3000]))
+        sc.check(b"Hello from Lam Dong" not in data, "a delay notice returns the header only")
         server.cleanup()
         server = None
         pf.stop()
