@@ -246,15 +246,16 @@ int main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	char *error = NULL;
+	int status = 1;
 	struct settings *set = load_settings(&error);
 	if (set == NULL) {
 		fprintf(stderr, PROG ": %s\n", error);
-		return 1;
+		goto out;
 	}
 	if (check_only) {
 		settings_dump(set, stdout);
-		settings_free(&set);
-		return 0;
+		status = 0;
+		goto out;
 	}
 	const char *cmd = argc > 0 ? argv[0] : NULL;
 	if (cmd != NULL && strcmp(cmd, "train") != 0 && strcmp(cmd, "score") != 0)
@@ -263,13 +264,12 @@ int main(int argc, char **argv)
 	const char *why;
 	if (cmd == NULL && milter_check_spec(spec, &why) < 0) {
 		fprintf(stderr, PROG ": milter-spam.listen = '%s': %s\n", spec, why);
-		return 1;
+		goto out;
 	}
 	if (scanner_new(set, &the_scanner, &error) < 0) {
 		fprintf(stderr, PROG ": %s\n", error);
-		return 1;
+		goto out;
 	}
-	int status;
 	if (cmd != NULL && strcmp(cmd, "train") == 0) {
 		status = cmd_train(set, the_scanner, argc, argv);
 	} else if (cmd != NULL) {
@@ -281,8 +281,10 @@ int main(int argc, char **argv)
 		    milter_run(the_scanner, spec, (unsigned int)settings_num(set, S_MILTER_TIMEOUT),
 		               (size_t)settings_num(set, S_MILTER_MAX_SCAN_SIZE), reload);
 	}
+out:
 	scanner_free(&the_scanner);
 	settings_free(&set);
+	free(error);
 	free(overrides);
 	return status;
 }
