@@ -824,6 +824,15 @@ static void client_pump(struct client *c)
 {
 	if (c->in_input)
 		return; /* a stage answered at once: the outer call goes on */
+	if (c->w->stopping && !c->closing && c->req == REQ_NONE) {
+		/* shutting down: the delivery this session waited for is done */
+		conn_printf(c->conn, "421 4.3.2 %s Service shutting down\r\n", c->w->cfg.hostname);
+		smtp_session_disconnected(c->s);
+		c->closing = true;
+		conn_input_pause(c->conn, true);
+		conn_set_timeout(c->conn, 2000);
+		return;
+	}
 	if (c->closing || smtp_session_closed(c->s)) {
 		c->closing = true;
 		if (conn_output_size(c->conn) == 0)
