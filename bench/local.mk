@@ -18,3 +18,11 @@ bench-imap: imapd/congvu-imapd quota/congvu-quota
 	$(PYTHON3) $(top_srcdir)/bench/imap.py --build $(abs_top_builddir)
 bench-run: bench-imap
 .PHONY: bench-imap
+
+# outbound delivery: congvu-smtpd against Postfix relaying to smtp-sink
+# (bench/outbound.py; needs postfix and root)
+EXTRA_DIST += bench/outbound.py
+bench-outbound: smtpd/congvu-smtpd
+	$(PYTHON3) $(top_srcdir)/bench/outbound.py
+bench-run: bench-outbound
+.PHONY: bench-outbound

@@ -52,7 +52,8 @@ struct ob_msg {
 	struct queue_record rec; /* as read when the attempt started */
 	char *data;
 	size_t size;
-	size_t jobs_left;
+	size_t jobs_left;         /* jobs not finished */
+	size_t commits_left;      /* finished jobs whose results are not committed */
 	struct ob_msg *next;
 };
 
@@ -118,6 +119,8 @@ struct ob {
 	size_t n_msgs;
 	struct ob_dest *dests;
 	struct ob_job *jobs;
+	struct commit *commits, *commits_tail;
+	struct defer *commit_defer;
 	bool stopping;
 };
 
@@ -160,22 +163,26 @@ static void dest_release(struct ob *ob, struct ob_dest *d)
 
 /* ---- ending a job: the store transaction ---- */
 
+/* A finished job's results, waiting for the next batched commit: the jobs
+ * that end in one loop iteration share one durable transaction. */
 struct commit {
-	struct ob_job *job;
-	const struct outbound_result *res;
+	struct ob_msg *msg;
+	char *mta;                /* or NULL */
+	struct outbound_result *res; /* strings owned */
 	size_t n_res;
-	bool finish;
+	bool finish;              /* the message's last job: end the attempt */
 	int64_t now;
 	/* outputs, reset at the start of each run (store_write may rerun) */
 	bool found, removed;
 	struct str log;
+	struct commit *next;
 };
 
 static void notice_deliver(struct ob *ob, struct store_txn *txn, struct commit *cm,
 			   const struct queue_record *r, const struct dsn_rcpt *rcpts, size_t n,
 			   int64_t retry_until, const char **error_r, int *ret_r)
 {
-	const struct ob_msg *msg = cm->job->msg;
+	const struct ob_msg *msg = cm->msg;
 	struct dsn_params p = {
 		.reporting_mta = ob->hostname, .sender = r->from, .envid = r->envid,
 		.ret = r->ret, .arrival = r->created, .will_retry_until = retry_until,
@@ -233,12 +240,10 @@ static void notice_deliver(struct ob *ob, struct store_txn *txn, struct commit *
 	str_free(&m);
 }
 
-static int commit_fn(struct store_txn *txn, void *ctx, const char **error_r)
+static int commit_one(struct ob *ob, struct store_txn *txn, struct commit *cm,
+		      const char **error_r)
 {
-	struct commit *cm = ctx;
-	struct ob_job *job = cm->job;
-	struct ob *ob = job->ob;
-	uint64_t id = job->msg->id;
+	uint64_t id = cm->msg->id;
 	cm->found = cm->removed = false;
 	str_truncate(&cm->log, 0);
 	const void *rec;
@@ -251,7 +256,7 @@ static int commit_fn(struct store_txn *txn, void *ctx, const char **error_r)
 	if (queue_record_decode(rec, len, &r, error_r) < 0)
 		return -1;
 	cm->found = true;
-	outbound_apply(&r, job->mta[0] ? job->mta : NULL, cm->res, cm->n_res);
+	outbound_apply(&r, cm->mta, cm->res, cm->n_res);
 	ret = 0;
 	if (cm->finish) {
 		struct outbound_notices nt;
@@ -284,6 +289,15 @@ static int commit_fn(struct store_txn *txn, void *ctx, const char **error_r)
 	}
 	queue_record_free(&r);
 	return ret;
+}
+
+static int commit_fn(struct store_txn *txn, void *ctx, const char **error_r)
+{
+	struct ob *ob = ctx;
+	for (struct commit *cm = ob->commits; cm != NULL; cm = cm->next)
+		if (commit_one(ob, txn, cm, error_r) < 0)
+			return -1;
+	return 0;
 }
 
 static void log_lines(const struct str *s)
@@ -354,6 +368,48 @@ static void job_free(struct ob_job *job)
 
 static void job_start(struct ob_job *job);
 
+/* Commits the results of every job finished in this loop iteration in one
+ * durable transaction, then logs what it did and frees what it can. */
+static void commit_all(void *ctx)
+{
+	struct ob *ob = ctx;
+	if (ob->commits == NULL)
+		return;
+	int64_t now = now_secs();
+	for (struct commit *cm = ob->commits; cm != NULL; cm = cm->next)
+		cm->now = now;
+	const char *error;
+	bool ok = store_write(ob->store, commit_fn, ob, &error) == 0;
+	struct commit *cm = ob->commits;
+	ob->commits = ob->commits_tail = NULL;
+	while (cm != NULL) {
+		struct commit *next = cm->next;
+		struct ob_msg *msg = cm->msg;
+		if (!ok)
+			log_err("event=queue_update_failed queue_id=%" PRIu64 " error=\"%s\"", msg->id,
+				error);
+		else
+			log_lines(&cm->log);
+		if (ok && cm->removed)
+			log_info("event=removed queue_id=%" PRIu64, msg->id);
+		else if (ok && !cm->found)
+			log_info("event=gone queue_id=%" PRIu64 " reason=deleted_meanwhile", msg->id);
+		str_free(&cm->log);
+		for (size_t i = 0; i < cm->n_res; i++) {
+			free((char *)cm->res[i].addr);
+			free((char *)cm->res[i].status);
+			free((char *)cm->res[i].diag);
+		}
+		free(cm->res);
+		free(cm->mta);
+		free(cm);
+		if (--msg->commits_left == 0 && msg->jobs_left == 0)
+			msg_free(ob, msg);
+		cm = next;
+	}
+	scan_soon(ob, 0);
+}
+
 /* The job's results are in: record them, end the attempt when it is the
  * message's last job, and let the next waiting job of the destination go. */
 static void job_complete(struct ob_job *job, const struct outbound_result *res, size_t n)
@@ -372,24 +428,30 @@ static void job_complete(struct ob_job *job, const struct outbound_result *res, 
 			 job->tls[0] ? job->tls : "no",
 			 log_sanitize(buf, sizeof(buf), diag, strlen(diag)));
 	}
-	struct commit cm = { .job = job, .res = res, .n_res = n, .finish = msg->jobs_left == 1,
-			     .now = now_secs() };
-	const char *error;
-	if (store_write(ob->store, commit_fn, &cm, &error) < 0)
-		log_err("event=queue_update_failed queue_id=%" PRIu64 " error=\"%s\"", msg->id, error);
+	struct commit *cm = xcalloc(1, sizeof(*cm));
+	cm->msg = msg;
+	cm->mta = job->mta[0] ? xstrdup(job->mta) : NULL;
+	cm->res = xcalloc(n ? n : 1, sizeof(*cm->res));
+	for (size_t i = 0; i < n; i++) {
+		cm->res[i] = res[i];
+		cm->res[i].addr = xstrdup(res[i].addr);
+		cm->res[i].status = res[i].status ? xstrdup(res[i].status) : NULL;
+		cm->res[i].diag = res[i].diag ? xstrdup(res[i].diag) : NULL;
+	}
+	cm->n_res = n;
+	cm->finish = msg->jobs_left == 1;
+	if (ob->commits_tail != NULL)
+		ob->commits_tail->next = cm;
 	else
-		log_lines(&cm.log);
-	if (cm.removed)
-		log_info("event=removed queue_id=%" PRIu64, msg->id);
-	else if (!cm.found)
-		log_info("event=gone queue_id=%" PRIu64 " reason=deleted_meanwhile", msg->id);
-	str_free(&cm.log);
+		ob->commits = cm;
+	ob->commits_tail = cm;
+	msg->commits_left++;
+	defer_schedule(ob->commit_defer);
 
 	struct ob_dest *d = job->dest;
 	d->active--;
 	job_free(job);
-	if (--msg->jobs_left == 0)
-		msg_free(ob, msg);
+	msg->jobs_left--;
 	if (d->wait_head != NULL && d->active < ob->dest_concurrency && !ob->stopping) {
 		struct ob_job *next = d->wait_head;
 		d->wait_head = next->next_wait;
@@ -399,7 +461,6 @@ static void job_complete(struct ob_job *job, const struct outbound_result *res, 
 	} else {
 		dest_release(ob, d);
 	}
-	scan_soon(ob, 0);
 }
 
 /* Every recipient of the job gets the same outcome (routing failures). */
@@ -1052,6 +1113,7 @@ int outbound_main(const struct outbound_args *args)
 	if (nfd >= 0)
 		ob.notify_io = io_add(ob.loop, nfd, IO_READ, notify_io, &ob);
 	ob.scan_to = timeout_add(ob.loop, 0, scan, &ob);
+	ob.commit_defer = defer_new(ob.loop, commit_all, &ob);
 	ob.scan_due_ms = ioloop_now_ms(ob.loop);
 	int sigs[] = { SIGTERM, SIGINT };
 	for (size_t i = 0; i < 2; i++)
@@ -1062,13 +1124,14 @@ int outbound_main(const struct outbound_args *args)
 		 ob.relay_host[0] ? ob.relay_host : "-", ob.port, ob.concurrency);
 	ioloop_run(ob.loop);
 
-	/* Sessions in progress end here; their recipients stay pending in the
-	 * store and are tried again at the next start. */
+	/* Results already in are committed; sessions in progress end here and
+	 * their recipients stay pending, to be tried again at the next start. */
+	commit_all(&ob);
 	while (ob.jobs != NULL) {
 		struct ob_job *job = ob.jobs;
 		struct ob_msg *m = job->msg;
 		job_free(job);
-		if (--m->jobs_left == 0)
+		if (--m->jobs_left == 0 && m->commits_left == 0)
 			msg_free(&ob, m);
 	}
 	while (ob.msgs != NULL)
@@ -1085,6 +1148,7 @@ int outbound_main(const struct outbound_args *args)
 	io_remove(&ob.dns_io);
 	io_remove(&ob.notify_io);
 	timeout_remove(&ob.scan_to);
+	defer_free(&ob.commit_defer);
 	dnsr_free(&ob.dns);
 	store_close(&ob.store);
 	tls_policy_free(&ob.policy);
