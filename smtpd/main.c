@@ -199,7 +199,9 @@ static int queue_main(struct settings *set, int argc, char **argv)
 	struct store_options o;
 	memset(&o, 0, sizeof(o));
 	o.map_size = settings_num(set, S_GLOBAL_STORE_MAP_SIZE);
-	o.read_only = false; /* read-only opens fail with EINVAL (reported to the store owner) */
+	/* read-write even for list/show: store_txn_queue_foreach fails with
+	 * EINVAL on a read-only store (reported to the store's owner) */
+	o.read_only = false;
 	(void)ro;
 	struct store *store;
 	const char *error;
