@@ -50,6 +50,33 @@ def test_delivery(srv):
           % [(m["mailbox"]) for m in junk])
 
 
+def test_bdat_smtputf8(srv):
+    # CHUNKING: two BDAT chunks, the second LAST
+    from smtpd_common import raw_session
+    body = message("bdat chunks").encode()
+    half = len(body) // 2
+    out = raw_session(srv.ports["smtp"], [
+        b"EHLO client.test\r\n", b"MAIL FROM:<b@example.org> BODY=8BITMIME\r\n",
+        b"RCPT TO:<%s>\r\n" % DEMO.encode(),
+        b"BDAT %d\r\n" % half + body[:half],
+        b"BDAT %d LAST\r\n" % (len(body) - half) + body[half:], b"QUIT\r\n"])
+    check(out.count(b"\r\n250 ") + out.startswith(b"250 ") >= 4 and b"221 " in out,
+          "BDAT session: %r" % out[-300:])
+    got = [m for m in srv.messages(DEMO) if b"bdat chunks" in m["data"]]
+    check(len(got) == 1 and got[0]["data"].endswith(body), "BDAT message not stored intact")
+    # SMTPUTF8: a UTF-8 sender and header
+    c = srv.smtp("smtp", starttls=True)
+    check("smtputf8" in c.esmtp_features, "SMTPUTF8 not offered")
+    msg = ("From: Nguy\u1ec5n <ng\u01b0\u1eddi@example.vn>\r\nSubject: ti\u1ebfng vi\u1ec7t\r\n"
+           "\r\nXin ch\u00e0o.\r\n").encode("utf-8")
+    c.sendmail("ng\u01b0\u1eddi@example.vn", [DEMO], msg, mail_options=["SMTPUTF8"])
+    c.quit()
+    got = [m for m in srv.messages(DEMO) if "ti\u1ebfng vi\u1ec7t".encode() in m["data"]]
+    check(len(got) == 1 and b"with UTF8SMTPS id" in got[0]["data"] and
+          "Return-Path: <ng\u01b0\u1eddi@example.vn>".encode() in got[0]["data"],
+          "SMTPUTF8 message: %r" % (got[0]["data"][:300] if got else None))
+
+
 def test_submission(srv):
     # submission: STARTTLS + AUTH LOGIN, mail to a local and a remote user
     c = srv.smtp("submission", starttls=True)
@@ -227,6 +254,7 @@ def main():
         srv.start()
         test_privileges(srv)
         test_delivery(srv)
+        test_bdat_smtputf8(srv)
         test_submission(srv)
         test_lmtp(srv)
         test_swaks_curl(srv)
