@@ -150,6 +150,7 @@ def test_privileges(srv):
         return
     import pwd
     uid = pwd.getpwnam(srv.settings["global.user"]).pw_uid
+    srv.wait_log("event=started process=delivery")
     kids = []
     for line in srv.log().splitlines():
         for kind in ("delivery", "worker"):

@@ -129,7 +129,20 @@ class Server:
                 if not wait_port(port):
                     self.stop()
                     fail("congvu-smtpd did not start:\n" + self.log())
+            # the ports are bound before the children run: wait for them
+            workers = int(self.settings.get("smtpd.workers", "0") or 0)
+            if not self.wait_log("event=started process=worker", max(workers, 1)):
+                self.stop()
+                fail("congvu-smtpd workers did not start:\n" + self.log())
         return self.proc
+
+    def wait_log(self, text, count=1, timeout=60):
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.log().count(text) >= count:
+                return True
+            time.sleep(0.05)
+        return False
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
         if self.proc is None:

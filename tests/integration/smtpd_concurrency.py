@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtpd_common import Server, check, read_reply  # noqa: E402
+from smtpd_common import SMTPD, Server, check, read_reply  # noqa: E402
 
 PLAIN = 10000
 TLS = 1000
@@ -108,8 +108,13 @@ def main():
         print("sessions: %d plain + %d TLS; worker RSS %d KB -> %d KB -> %d KB; "
               "%.0f bytes per idle plain session, %.0f per idle TLS session"
               % (PLAIN, TLS, base, plain, after, per_plain, per_tls))
-        check(per_plain <= 32 * 1024, "plain session memory %.0f > 32 KB" % per_plain)
-        check(per_tls <= 64 * 1024, "TLS session memory %.0f > 64 KB" % per_tls)
+        # AddressSanitizer keeps freed memory in quarantine and pads every
+        # allocation: the targets apply to normal builds only
+        with open(SMTPD, "rb") as f:
+            sanitized = b"__asan_init" in f.read()
+        if not sanitized:
+            check(per_plain <= 32 * 1024, "plain session memory %.0f > 32 KB" % per_plain)
+            check(per_tls <= 64 * 1024, "TLS session memory %.0f > 64 KB" % per_tls)
         socks += tls
         for s in socks:
             s.close()
