@@ -185,6 +185,25 @@ static int step(int fd, char cmd, const void *data, size_t len)
 	}
 }
 
+/* Protocol steps the milter answers without a reply (SMFIP_NR_*). */
+#define NR_CONN 0x1000u
+#define NR_HELO 0x2000u
+#define NR_MAIL 0x4000u
+#define NR_RCPT 0x8000u
+#define NR_HDR 0x80u
+#define NR_EOH 0x40000u
+#define NR_BODY 0x80000u
+#define NR_ALL (NR_CONN | NR_HELO | NR_MAIL | NR_RCPT | NR_HDR | NR_EOH | NR_BODY)
+static __thread uint32_t no_reply;
+
+/* step(), or only the send when the milter asked for no reply. */
+static int step_nr(int fd, char cmd, const void *data, size_t len, uint32_t nr_flag)
+{
+	if (no_reply & nr_flag)
+		return send_cmd(fd, cmd, data, len) < 0 ? -1 : 'c';
+	return step(fd, cmd, data, len);
+}
+
 static void append(char **p, size_t *len, size_t *cap, const void *data, size_t n)
 {
 	if (*len + n > *cap) {
@@ -243,7 +262,7 @@ static int send_headers(int fd, const char *d, size_t len, size_t *body_r)
 		append(&buf, &bl, &bc, "", 1);
 		append(&buf, &bl, &bc, v, vlen);
 		append(&buf, &bl, &bc, "", 1);
-		if (step(fd, 'L', buf, bl) != 'c') {
+		if (step_nr(fd, 'L', buf, bl, NR_HDR) != 'c') {
 			free(buf);
 			return -1;
 		}
@@ -260,19 +279,19 @@ static int one_message(int fd, const struct msg *m, double *lat_r, int *verdict_
 	if (send_cmd(fd, 'D', macro_mail, sizeof(macro_mail) - 1) < 0)
 		return -1;
 	static const char from[] = "<sender@example.net>";
-	if (step(fd, 'M', from, sizeof(from)) != 'c')
+	if (step_nr(fd, 'M', from, sizeof(from), NR_MAIL) != 'c')
 		return -1;
 	static const char rcpt[] = "<staff@lamdong.gov.vn>";
-	if (step(fd, 'R', rcpt, sizeof(rcpt)) != 'c')
+	if (step_nr(fd, 'R', rcpt, sizeof(rcpt), NR_RCPT) != 'c')
 		return -1;
 	size_t body;
 	if (send_headers(fd, m->data, m->len, &body) < 0)
 		return -1;
-	if (step(fd, 'N', NULL, 0) != 'c')
+	if (step_nr(fd, 'N', NULL, 0, NR_EOH) != 'c')
 		return -1;
 	for (size_t off = body; off < m->len; off += 65535) {
 		size_t n = m->len - off < 65535 ? m->len - off : 65535;
-		int r = step(fd, 'B', m->data + off, n);
+		int r = step_nr(fd, 'B', m->data + off, n, NR_BODY);
 		if (r != 'c')
 			return r < 0 ? -1 : (*verdict_r = r, *lat_r = now() - t0, 1);
 	}
@@ -311,9 +330,9 @@ static void *worker(void *arg)
 			memcpy(c, conn, sizeof(conn));
 			uint16_t port = htons(25);
 			memcpy(c + 16, &port, 2);
-			ok = ok && step(fd, 'C', c, sizeof(c)) == 'c';
+			ok = ok && step_nr(fd, 'C', c, sizeof(c), NR_CONN) == 'c';
 			static const char helo[] = "client.example";
-			ok = ok && step(fd, 'H', helo, sizeof(helo)) == 'c';
+			ok = ok && step_nr(fd, 'H', helo, sizeof(helo), NR_HELO) == 'c';
 		}
 		for (size_t i = 0; i < n; i++) {
 			double lat = 0;

@@ -47,6 +47,9 @@ struct conn {
 	bool truncated;
 	unsigned int old_status, old_score; /* X-Spam-* already present */
 	unsigned long serial;
+	/* The SMFIP_NR_* steps the MTA agreed to send without waiting for
+	 * our reply (fewer round trips: most steps only continue). */
+	unsigned long no_reply;
 };
 
 static unsigned long next_serial;
@@ -70,6 +73,34 @@ static struct conn *get_conn(SMFICTX *ctx)
 	return smfi_getpriv(ctx);
 }
 
+/* "Go on" for a step: no reply at all when that was negotiated. */
+static sfsistat go_on(const struct conn *c, unsigned long nr_flag)
+{
+	return (c->no_reply & nr_flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+#define NO_REPLY_STEPS                                                                             \
+	(SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR |            \
+	 SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_NR_DATA | SMFIP_NR_UNKN)
+
+static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
+                             unsigned long f3, unsigned long *pf0, unsigned long *pf1,
+                             unsigned long *pf2, unsigned long *pf3)
+{
+	(void)f2;
+	(void)f3;
+	struct conn *c = xcalloc(1, sizeof(*c));
+	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS);
+	/* Only what the MTA offers: no replies where we always go on, and
+	 * neither unknown commands nor DATA (we act at end of message). */
+	c->no_reply = f1 & NO_REPLY_STEPS;
+	*pf1 = c->no_reply | (f1 & (SMFIP_NOUNKNOWN | SMFIP_NODATA));
+	*pf2 = 0;
+	*pf3 = 0;
+	smfi_setpriv(ctx, c);
+	return SMFIS_CONTINUE;
+}
+
 /* "<user@example.org>" -> "user@example.org", bounded, lower-cased domain
  * left as sent (SPF and look-ups fold case themselves). */
 static char *strip_brackets(const char *arg)
@@ -91,7 +122,11 @@ static char *strip_brackets(const char *arg)
 static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 {
 	(void)hostname;
-	struct conn *c = xcalloc(1, sizeof(*c));
+	struct conn *c = get_conn(ctx);
+	if (c == NULL) {
+		c = xcalloc(1, sizeof(*c));
+		smfi_setpriv(ctx, c);
+	}
 	if (sa != NULL && sa->sa_family == AF_INET) {
 		const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
 		inet_ntop(AF_INET, &sin->sin_addr, c->ip, sizeof(c->ip));
@@ -104,8 +139,7 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 	pthread_mutex_lock(&serial_lock);
 	c->serial = ++next_serial;
 	pthread_mutex_unlock(&serial_lock);
-	smfi_setpriv(ctx, c);
-	return SMFIS_CONTINUE;
+	return go_on(c, SMFIP_NR_CONN);
 }
 
 static sfsistat cb_helo(SMFICTX *ctx, char *helo)
@@ -115,7 +149,7 @@ static sfsistat cb_helo(SMFICTX *ctx, char *helo)
 		return SMFIS_TEMPFAIL;
 	free(c->helo);
 	c->helo = strip_brackets(helo);
-	return SMFIS_CONTINUE;
+	return go_on(c, SMFIP_NR_HELO);
 }
 
 static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
@@ -128,7 +162,7 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	const char *auth = smfi_getsymval(ctx, "{auth_authen}");
 	if (auth != NULL && *auth != '\0')
 		c->auth = strip_brackets(auth);
-	return SMFIS_CONTINUE;
+	return go_on(c, SMFIP_NR_MAIL);
 }
 
 static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
@@ -140,7 +174,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 		c->rcpts = xreallocarray(c->rcpts, c->nrcpt + 1, sizeof(*c->rcpts));
 		c->rcpts[c->nrcpt++] = strip_brackets(argv[0]);
 	}
-	return SMFIS_CONTINUE;
+	return go_on(c, SMFIP_NR_RCPT);
 }
 
 static void msg_append(struct conn *c, const void *data, size_t len)
@@ -171,7 +205,7 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 		msg_append(c, " ", 1);
 	msg_append(c, value, strlen(value));
 	msg_append(c, "\r\n", 2);
-	return SMFIS_CONTINUE;
+	return go_on(c, SMFIP_NR_HDR);
 }
 
 static sfsistat cb_eoh(SMFICTX *ctx)
@@ -180,7 +214,7 @@ static sfsistat cb_eoh(SMFICTX *ctx)
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
 	msg_append(c, "\r\n", 2);
-	return SMFIS_CONTINUE;
+	return go_on(c, SMFIP_NR_EOH);
 }
 
 static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
@@ -189,7 +223,7 @@ static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
 	msg_append(c, chunk, len);
-	return SMFIS_CONTINUE;
+	return go_on(c, SMFIP_NR_BODY);
 }
 
 /* Reply text for smfi_setreply: no CR/LF, no '%' (libmilter formats it). */
@@ -302,6 +336,7 @@ static struct smfiDesc desc = {
     .xxfi_eom = cb_eom,
     .xxfi_abort = cb_abort,
     .xxfi_close = cb_close,
+    .xxfi_negotiate = cb_negotiate,
 };
 
 int milter_check_spec(const char *spec, const char **error_r)
