@@ -73,8 +73,9 @@
 #define P_NR_DATA 0x10000
 #define P_NR_EOH 0x40000
 #define P_NR_BODY 0x80000
-/* every step flag we honour (not RCPT_REJ, HDR_LEADSPC, UNKNOWN, MDS_*) */
-#define OUR_PROTO 0x000DF6FF
+/* every step flag we honour: all NO* and NR_* (we never send UNKNOWN, so
+ * those two hold trivially) and SKIP; not RCPT_REJ, HDR_LEADSPC, MDS_* */
+#define OUR_PROTO 0x000FF7FF
 
 #define CHUNK 65535
 #define PACKET_MAX (CHUNK + 1024)
