@@ -192,6 +192,8 @@ def test_reload(srv):
     cert2, key2 = make_cert(srv.dir, "cert2")
     shutil.copy(cert2, srv.cert)
     shutil.copy(key2, srv.key)
+    srv.settings["smtpd.max_recipients"] = "1"
+    srv.write_config()
     srv.proc.send_signal(signal.SIGHUP)
     for _ in range(100):
         if srv.log().count("event=reloaded process=worker") >= 2:
@@ -205,6 +207,14 @@ def test_reload(srv):
     ctx = ssl.create_default_context(cafile=cert2)
     c = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=20)
     c.starttls(context=ctx)
+    c.quit()
+    # and the new configuration applies to new sessions
+    c = srv.smtp("smtp")
+    c.mail("x@example.org")
+    check(c.rcpt(DEMO)[0] == 250, "first recipient refused after reload")
+    code, msg = c.rcpt(ALICE)
+    check(code == 452 and msg.startswith(b"4.5.3"), "reloaded max_recipients not applied: %d"
+          % code)
     c.quit()
 
 
