@@ -200,8 +200,10 @@ class Server:
         return c
 
     def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def raw_session(port, lines, read_until_close=False, timeout=10):

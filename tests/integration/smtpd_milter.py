@@ -238,6 +238,7 @@ def start_milter_spam(tmp, *overrides):
     p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     if not wait_port(port):
         p.kill()
+        p.wait()
         with open(log.name) as f:
             check(False, "congvu-milter-spam did not start: " + f.read())
     return p, "inet:%d@127.0.0.1" % port
@@ -247,10 +248,13 @@ def test_milter_spam():
     import tempfile
     tmp = tempfile.mkdtemp(prefix="congvu-smtpd-milter-")
     os.chmod(tmp, 0o755)
-    junk, junk_spec = start_milter_spam(tmp, "milter-spam.junk_threshold=-50")
-    rej, rej_spec = start_milter_spam(tmp, "milter-spam.junk_threshold=-60",
-                                     "milter-spam.reject_threshold=-50")
+    procs = []
     try:
+        junk, junk_spec = start_milter_spam(tmp, "milter-spam.junk_threshold=-50")
+        procs.append(junk)
+        rej, rej_spec = start_milter_spam(tmp, "milter-spam.junk_threshold=-60",
+                                         "milter-spam.reject_threshold=-50")
+        procs.append(rej)
         def junked(srv):
             code, _ = send(srv, "spam test")
             got = stored(srv, "spam test")
@@ -264,7 +268,7 @@ def test_milter_spam():
             check(code == 550 and not stored(srv, "rejected spam"), "reject: %r" % code)
         with_server([rej_spec], rejected)
     finally:
-        for p in (junk, rej):
+        for p in procs:
             p.terminate()
             p.wait(10)
         subprocess.run(["rm", "-rf", tmp])
