@@ -577,7 +577,7 @@ int main(int argc, char **argv)
 	p.set = set;
 	p.n_workers = n_workers;
 	p.worker_pids = xcalloc(n_workers, sizeof(pid_t));
-	p.n_chans = n_workers + 1;
+	p.n_chans = n_workers + 2; /* the workers, the delivery and the outbound process */
 	p.chans = xcalloc(p.n_chans, sizeof(*p.chans));
 	int *dfds = xcalloc(n_workers, sizeof(int));  /* delivery ends */
 	int *wfds = xcalloc(n_workers, sizeof(int));  /* worker ends */
@@ -667,6 +667,9 @@ int main(int argc, char **argv)
 		p.worker_pids[i] = pid;
 	}
 	/* outbound delivery (issue 6): a process of its own, on the store */
+	int osv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, osv) < 0)
+		fatal("socketpair: %s", strerror(errno));
 	fflush(stderr);
 	pid = fork();
 	if (pid < 0)
@@ -682,10 +685,12 @@ int main(int argc, char **argv)
 		listen_close_all(&lfds, &n_lfds, false);
 		tls_ctx_free(&tls_sub);
 		tls_ctx_free(&tls_mx);
-		struct outbound_args oa = { .set = set };
+		close(osv[0]);
+		struct outbound_args oa = { .set = set, .parent_fd = osv[1] };
 		_exit(outbound_main(&oa));
 	}
 	p.outbound_pid = pid;
+	close(osv[1]);
 	for (size_t i = 0; i < n_workers; i++) {
 		close(wfds[i]);
 		close(cchild[i]);
@@ -699,6 +704,8 @@ int main(int argc, char **argv)
 	p.loop = ioloop_create();
 	for (size_t i = 0; i <= n_workers; i++)
 		p.chans[i] = frame_chan_new(p.loop, cpar[i], 1024, chan_frame, chan_gone, &p.chans[i]);
+	p.chans[n_workers + 1] = frame_chan_new(p.loop, osv[0], 1024, chan_frame, chan_gone,
+						&p.chans[n_workers + 1]);
 	const char *why;
 	int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)

@@ -11,13 +11,16 @@
 #include "address.h"
 #include "conn.h"
 #include "dns-resolver.h"
+#include "dproto.h"
 #include "dsn.h"
+#include "frame.h"
 #include "ioloop.h"
 #include "log.h"
 #include "net.h"
 #include "outbound-client.h"
 #include "outbound-sched.h"
 #include "queue-record.h"
+#include "smtpd.h"
 #include "store/store.h"
 #include "str.h"
 #include "tls-policy.h"
@@ -46,6 +49,22 @@
 struct ob;
 struct ob_job;
 
+/* What the settings say, shared by reference: a reload (SIGHUP in the
+ * parent, DF_RELOAD here) makes a new one while jobs finish with theirs. */
+struct ob_cfg {
+	unsigned refs;
+	struct tls_ctx *tls_may, *tls_verify;
+	struct tls_policy *policy;
+	char *hostname;
+	char *domains;
+	char *relay_host;         /* "" or HOST */
+	unsigned relay_port;
+	unsigned port;
+	unsigned concurrency, dest_concurrency;
+	unsigned connect_timeout_ms, timeout_ms;
+	struct outbound_timing timing;
+};
+
 struct ob_msg {
 	struct ob *ob;
 	uint64_t id;
@@ -66,6 +85,7 @@ struct ob_dest {
 
 struct ob_job {
 	struct ob *ob;
+	struct ob_cfg *cfg;
 	struct ob_msg *msg;
 	struct ob_dest *dest;
 	char *domain;
@@ -105,16 +125,8 @@ struct ob {
 	struct io *dns_io, *notify_io;
 	struct timeout *scan_to;
 	uint64_t scan_due_ms;     /* when scan_to fires (0: not armed) */
-	struct tls_ctx *tls_may, *tls_verify;
-	struct tls_policy *policy;
-	char *hostname;
-	char *domains;
-	char *relay_host;         /* "" or HOST */
-	unsigned relay_port;
-	unsigned port;
-	unsigned concurrency, dest_concurrency;
-	unsigned connect_timeout_ms, timeout_ms;
-	struct outbound_timing timing;
+	struct ob_cfg *cfg;       /* the current settings; jobs hold their own */
+	struct frame_chan *parent;
 	struct ob_msg *msgs;
 	size_t n_msgs;
 	struct ob_dest *dests;
@@ -131,6 +143,21 @@ static void scan_soon(struct ob *ob, uint64_t ms);
 static int64_t now_secs(void)
 {
 	return (int64_t)time(NULL);
+}
+
+static void cfg_unref(struct ob_cfg **cp)
+{
+	struct ob_cfg *cfg = *cp;
+	*cp = NULL;
+	if (cfg == NULL || --cfg->refs > 0)
+		return;
+	tls_policy_free(&cfg->policy);
+	tls_ctx_free(&cfg->tls_may);
+	tls_ctx_free(&cfg->tls_verify);
+	free(cfg->hostname);
+	free(cfg->domains);
+	free(cfg->relay_host);
+	free(cfg);
 }
 
 /* ---- destinations and concurrency ---- */
@@ -184,7 +211,7 @@ static void notice_deliver(struct ob *ob, struct store_txn *txn, struct commit *
 {
 	const struct ob_msg *msg = cm->msg;
 	struct dsn_params p = {
-		.reporting_mta = ob->hostname, .sender = r->from, .envid = r->envid,
+		.reporting_mta = ob->cfg->hostname, .sender = r->from, .envid = r->envid,
 		.ret = r->ret, .arrival = r->created, .will_retry_until = retry_until,
 		.now = cm->now, .queue_id = msg->id, .rcpts = rcpts, .n_rcpts = n,
 		.message = msg->data, .message_len = msg->size,
@@ -196,7 +223,7 @@ static void notice_deliver(struct ob *ob, struct store_txn *txn, struct commit *
 	char norm[ADDRESS_MAX_LEN + 1];
 	const char *why;
 	bool local = address_normalize(r->from, norm, &why) == 0 &&
-		     domain_is_local(address_domain(norm), ob->domains);
+		     domain_is_local(address_domain(norm), ob->cfg->domains);
 	if (local) {
 		struct store_rcpt sr;
 		memset(&sr, 0, sizeof(sr));
@@ -260,12 +287,12 @@ static int commit_one(struct ob *ob, struct store_txn *txn, struct commit *cm,
 	ret = 0;
 	if (cm->finish) {
 		struct outbound_notices nt;
-		outbound_finish_attempt(&r, cm->now, &ob->timing, &nt);
+		outbound_finish_attempt(&r, cm->now, &ob->cfg->timing, &nt);
 		if (nt.n_failed > 0)
 			notice_deliver(ob, txn, cm, &r, nt.failed, nt.n_failed, 0, error_r, &ret);
 		if (ret == 0 && nt.n_delayed > 0)
 			notice_deliver(ob, txn, cm, &r, nt.delayed, nt.n_delayed,
-				       r.created + (int64_t)ob->timing.lifetime, error_r, &ret);
+				       r.created + (int64_t)ob->cfg->timing.lifetime, error_r, &ret);
 		if (ret == 0 && nt.n_relayed > 0)
 			notice_deliver(ob, txn, cm, &r, nt.relayed, nt.n_relayed, 0, error_r, &ret);
 		if (ret == 0 && nt.done) {
@@ -363,6 +390,7 @@ static void job_free(struct ob_job *job)
 	free(job->hosts);
 	free(job->addrs);
 	free(job->last_error);
+	cfg_unref(&job->cfg);
 	free(job);
 }
 
@@ -452,7 +480,7 @@ static void job_complete(struct ob_job *job, const struct outbound_result *res, 
 	d->active--;
 	job_free(job);
 	msg->jobs_left--;
-	if (d->wait_head != NULL && d->active < ob->dest_concurrency && !ob->stopping) {
+	if (d->wait_head != NULL && d->active < ob->cfg->dest_concurrency && !ob->stopping) {
 		struct ob_job *next = d->wait_head;
 		d->wait_head = next->next_wait;
 		if (d->wait_head == NULL)
@@ -563,8 +591,8 @@ static void handle_event(struct ob_job *job, enum smtpc_event ev)
 		conn_input(job->conn, &d, &len);
 		conn_consume(job->conn, len); /* RFC 3207 5: nothing read before TLS counts */
 		const char *why;
-		struct tls_ctx *ctx = job->level == TLS_POLICY_VERIFY ? job->ob->tls_verify
-								   : job->ob->tls_may;
+		struct tls_ctx *ctx = job->level == TLS_POLICY_VERIFY ? job->cfg->tls_verify
+								   : job->cfg->tls_may;
 		const char *sni = job->hosts[job->host_i].host;
 		job->tls_started = true;
 		if (conn_starttls_client(job->conn, ctx, sni, &why) < 0) {
@@ -629,7 +657,7 @@ static void connected(struct ob_job *job)
 	struct ob *ob = job->ob;
 	job->conn = conn_new(ob->loop, job->fd, conn_cb, job);
 	job->fd = -1;
-	conn_set_timeout(job->conn, ob->timeout_ms);
+	conn_set_timeout(job->conn, job->cfg->timeout_ms);
 	job->params.starttls = job->level != TLS_POLICY_NONE && !job->no_starttls;
 	job->params.tls_required = job->level >= TLS_POLICY_ENCRYPT;
 	job->params.tls_verify = job->level == TLS_POLICY_VERIFY;
@@ -695,7 +723,7 @@ static void job_try_addr(struct ob_job *job)
 		return;
 	}
 	job->cio = io_add(ob->loop, fd, IO_WRITE, connect_io, job);
-	job->cto = timeout_add(ob->loop, ob->connect_timeout_ms, connect_timeout, job);
+	job->cto = timeout_add(ob->loop, job->cfg->connect_timeout_ms, connect_timeout, job);
 }
 
 static void addr_cb(void *ctx, enum dnsr_status st, const struct net_addr *addrs, size_t n,
@@ -799,15 +827,15 @@ static void job_start(struct ob_job *job)
 	struct ob *ob = job->ob;
 	job->dest->active++;
 	job->host_i = 0;
-	if (ob->relay_host[0] != '\0') {
+	if (job->cfg->relay_host[0] != '\0') {
 		job->hosts = xcalloc(1, sizeof(*job->hosts));
-		snprintf(job->hosts[0].host, sizeof(job->hosts[0].host), "%s", ob->relay_host);
+		snprintf(job->hosts[0].host, sizeof(job->hosts[0].host), "%s", job->cfg->relay_host);
 		job->n_hosts = 1;
-		job->port = ob->relay_port;
+		job->port = job->cfg->relay_port;
 		job_next_host(job);
 		return;
 	}
-	job->port = ob->port;
+	job->port = job->cfg->port;
 	const char *why;
 	int id = dnsr_lookup_mx(ob->dns, job->domain, mx_cb, job, &why);
 	if (id < 0) {
@@ -914,6 +942,8 @@ static void msg_start(struct ob *ob, uint64_t id)
 		job->msg = m;
 		job->fd = -1;
 		job->domain = xstrdup("-");
+		job->cfg = ob->cfg;
+		job->cfg->refs++;
 		job->dest = dest_get(ob, "-");
 		job->dest->active++;
 		job->next = ob->jobs;
@@ -941,9 +971,11 @@ static void msg_start(struct ob *ob, uint64_t id)
 			job->rcpts[i].notify = q->notify;
 			job->rcpts[i].orcpt = q->orcpt;
 		}
-		job->level = tls_policy_lookup(ob->policy, job->domain);
+		job->cfg = ob->cfg;
+		job->cfg->refs++;
+		job->level = tls_policy_lookup(job->cfg->policy, job->domain);
 		struct smtpc_params *p = &job->params;
-		p->helo_name = ob->hostname;
+		p->helo_name = job->cfg->hostname;
 		p->mail_from = r->from;
 		p->smtputf8 = r->smtputf8;
 		p->body_8bit = r->body == 1;
@@ -953,7 +985,7 @@ static void msg_start(struct ob *ob, uint64_t id)
 		p->n_rcpts = job->n;
 		p->data = m->data;
 		p->size = m->size;
-		job->dest = dest_get(ob, ob->relay_host[0] ? ob->relay_host : job->domain);
+		job->dest = dest_get(ob, job->cfg->relay_host[0] ? job->cfg->relay_host : job->domain);
 		job->next = ob->jobs;
 		ob->jobs = job;
 		if (job->level >= TLS_POLICY_ENCRYPT)
@@ -966,7 +998,7 @@ static void msg_start(struct ob *ob, uint64_t id)
 	for (size_t i = 0; i < ng; i++) {
 		struct ob_job *job = list[i];
 		struct ob_dest *d = job->dest;
-		if (d->active >= ob->dest_concurrency) {
+		if (d->active >= ob->cfg->dest_concurrency) {
 			if (d->wait_tail != NULL)
 				d->wait_tail->next_wait = job;
 			else
@@ -986,7 +1018,7 @@ static void scan(void *ctx)
 	if (ob->stopping)
 		return;
 	struct scan sc = { .ob = ob, .now = now_secs() };
-	sc.room = ob->n_msgs < ob->concurrency ? ob->concurrency - ob->n_msgs : 0;
+	sc.room = ob->n_msgs < ob->cfg->concurrency ? ob->cfg->concurrency - ob->n_msgs : 0;
 	sc.due = xcalloc(sc.room ? sc.room : 1, sizeof(uint64_t));
 	struct store_txn *txn = NULL;
 	const char *error;
@@ -1043,9 +1075,12 @@ static void on_signal(void *ctx, int signo)
 
 /* ---- set-up ---- */
 
-static void configure(struct ob *ob)
+/* A configuration from settings; NULL and *error_r (caller frees) when the
+ * TLS policy or a TLS context cannot be made. Copies what it keeps. */
+static struct ob_cfg *cfg_new(const struct settings *set, char **error_r)
 {
-	const struct settings *set = ob->set;
+	struct ob_cfg *cfg = xcalloc(1, sizeof(*cfg));
+	cfg->refs = 1;
 	char host[256];
 	const char *h = settings_str(set, S_GLOBAL_HOSTNAME);
 	if (*h == '\0') {
@@ -1054,41 +1089,81 @@ static void configure(struct ob *ob)
 		host[sizeof(host) - 1] = '\0';
 		h = host;
 	}
-	ob->hostname = xstrdup(h);
-	ob->domains = xstrdup(settings_str(set, S_GLOBAL_DOMAINS));
+	cfg->hostname = xstrdup(h);
+	cfg->domains = xstrdup(settings_str(set, S_GLOBAL_DOMAINS));
 	const char *relay = settings_str(set, S_SMTPD_RELAY_HOST);
-	ob->relay_port = 25;
+	cfg->relay_port = 25;
 	if (relay[0] == '[') {
 		const char *close = strchr(relay, ']');
-		ob->relay_host = xstrndup(relay + 1, close ? (size_t)(close - relay - 1) : 0);
+		cfg->relay_host = xstrndup(relay + 1, close ? (size_t)(close - relay - 1) : 0);
 		if (close != NULL && close[1] == ':')
-			ob->relay_port = (unsigned)strtoul(close + 2, NULL, 10);
+			cfg->relay_port = (unsigned)strtoul(close + 2, NULL, 10);
 	} else {
 		const char *colon = strrchr(relay, ':');
 		if (colon != NULL && strchr(relay, ':') == colon) {
-			ob->relay_host = xstrndup(relay, (size_t)(colon - relay));
-			ob->relay_port = (unsigned)strtoul(colon + 1, NULL, 10);
+			cfg->relay_host = xstrndup(relay, (size_t)(colon - relay));
+			cfg->relay_port = (unsigned)strtoul(colon + 1, NULL, 10);
 		} else {
-			ob->relay_host = xstrdup(relay);
+			cfg->relay_host = xstrdup(relay);
 		}
 	}
-	ob->port = (unsigned)settings_num(set, S_SMTPD_OUTBOUND_PORT);
-	ob->concurrency = (unsigned)settings_num(set, S_SMTPD_OUTBOUND_CONCURRENCY);
-	ob->dest_concurrency = (unsigned)settings_num(set, S_SMTPD_OUTBOUND_DEST_CONCURRENCY);
-	ob->connect_timeout_ms = (unsigned)settings_num(set, S_SMTPD_OUTBOUND_CONNECT_TIMEOUT) * 1000;
-	ob->timeout_ms = (unsigned)settings_num(set, S_SMTPD_OUTBOUND_TIMEOUT) * 1000;
-	ob->timing.lifetime = settings_num(set, S_SMTPD_QUEUE_LIFETIME);
-	ob->timing.warn_after = settings_num(set, S_SMTPD_DELAY_WARNING);
-	ob->timing.min_backoff = settings_num(set, S_SMTPD_RETRY_MIN_BACKOFF);
-	ob->timing.max_backoff = settings_num(set, S_SMTPD_RETRY_MAX_BACKOFF);
-	char *error;
-	if (tls_policy_parse(settings_str(set, S_SMTPD_TLS_POLICY), &ob->policy, &error) < 0)
-		fatal("%s", error);
+	cfg->port = (unsigned)settings_num(set, S_SMTPD_OUTBOUND_PORT);
+	cfg->concurrency = (unsigned)settings_num(set, S_SMTPD_OUTBOUND_CONCURRENCY);
+	cfg->dest_concurrency = (unsigned)settings_num(set, S_SMTPD_OUTBOUND_DEST_CONCURRENCY);
+	cfg->connect_timeout_ms =
+		(unsigned)settings_num(set, S_SMTPD_OUTBOUND_CONNECT_TIMEOUT) * 1000;
+	cfg->timeout_ms = (unsigned)settings_num(set, S_SMTPD_OUTBOUND_TIMEOUT) * 1000;
+	cfg->timing.lifetime = settings_num(set, S_SMTPD_QUEUE_LIFETIME);
+	cfg->timing.warn_after = settings_num(set, S_SMTPD_DELAY_WARNING);
+	cfg->timing.min_backoff = settings_num(set, S_SMTPD_RETRY_MIN_BACKOFF);
+	cfg->timing.max_backoff = settings_num(set, S_SMTPD_RETRY_MAX_BACKOFF);
 	const char *minv = settings_str(set, S_TLS_MIN_VERSION);
 	const char *ca = settings_str(set, S_SMTPD_OUTBOUND_CA_FILE);
-	if (tls_ctx_client_new(minv, false, NULL, &ob->tls_may, &error) < 0 ||
-	    tls_ctx_client_new(minv, true, *ca ? ca : NULL, &ob->tls_verify, &error) < 0)
-		fatal("%s", error);
+	if (tls_policy_parse(settings_str(set, S_SMTPD_TLS_POLICY), &cfg->policy, error_r) < 0 ||
+	    tls_ctx_client_new(minv, false, NULL, &cfg->tls_may, error_r) < 0 ||
+	    tls_ctx_client_new(minv, true, *ca ? ca : NULL, &cfg->tls_verify, error_r) < 0) {
+		cfg_unref(&cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+static void on_parent_frame(void *ctx, uint32_t type, const void *data, size_t len)
+{
+	struct ob *ob = ctx;
+	struct frame_reader r;
+	frame_reader_init(&r, data, len);
+	if (type != DF_RELOAD)
+		fatal("malformed frame from the parent");
+	const char *text = frame_get_str(&r, DFRAME_RELOAD_MAX);
+	size_t n;
+	(void)frame_get_bytes(&r, DFRAME_RELOAD_MAX, &n);
+	(void)frame_get_bytes(&r, DFRAME_RELOAD_MAX, &n);
+	if (!frame_reader_ok(&r))
+		fatal("malformed frame from the parent");
+	char *error = NULL;
+	struct settings *set = settings_from_text(text, &error);
+	struct ob_cfg *cfg = set ? cfg_new(set, &error) : NULL;
+	settings_free(&set);
+	if (cfg == NULL) {
+		log_err("event=reload_failed process=outbound error=\"%s\"", error);
+		free(error);
+		return;
+	}
+	cfg_unref(&ob->cfg);
+	ob->cfg = cfg;
+	log_info("event=reloaded process=outbound relay_host=%s",
+		 cfg->relay_host[0] ? cfg->relay_host : "-");
+	scan_soon(ob, 0);
+}
+
+static void on_parent_gone(void *ctx, const char *error)
+{
+	struct ob *ob = ctx;
+	(void)error;
+	frame_chan_free(&ob->parent);
+	ob->stopping = true;
+	ioloop_stop(ob->loop);
 }
 
 int outbound_main(const struct outbound_args *args)
@@ -1097,8 +1172,10 @@ int outbound_main(const struct outbound_args *args)
 	memset(&ob, 0, sizeof(ob));
 	ob.set = args->set;
 	ob.loop = ioloop_create();
-	configure(&ob);
 	char *error;
+	ob.cfg = cfg_new(ob.set, &error);
+	if (ob.cfg == NULL)
+		fatal("%s", error);
 	if (dnsr_new(settings_str(ob.set, S_GLOBAL_DNS_SERVER), &ob.dns, &error) < 0)
 		fatal("%s", error);
 	struct store_options so;
@@ -1114,6 +1191,9 @@ int outbound_main(const struct outbound_args *args)
 		ob.notify_io = io_add(ob.loop, nfd, IO_READ, notify_io, &ob);
 	ob.scan_to = timeout_add(ob.loop, 0, scan, &ob);
 	ob.commit_defer = defer_new(ob.loop, commit_all, &ob);
+	if (args->parent_fd >= 0)
+		ob.parent = frame_chan_new(ob.loop, args->parent_fd, DFRAME_RELOAD_MAX,
+					   on_parent_frame, on_parent_gone, &ob);
 	ob.scan_due_ms = ioloop_now_ms(ob.loop);
 	int sigs[] = { SIGTERM, SIGINT };
 	for (size_t i = 0; i < 2; i++)
@@ -1121,7 +1201,7 @@ int outbound_main(const struct outbound_args *args)
 			fatal("signals: %s", why);
 	signal(SIGHUP, SIG_IGN);
 	log_info("event=started process=outbound relay_host=%s port=%u concurrency=%u",
-		 ob.relay_host[0] ? ob.relay_host : "-", ob.port, ob.concurrency);
+		 ob.cfg->relay_host[0] ? ob.cfg->relay_host : "-", ob.cfg->port, ob.cfg->concurrency);
 	ioloop_run(ob.loop);
 
 	/* Results already in are committed; sessions in progress end here and
@@ -1151,12 +1231,8 @@ int outbound_main(const struct outbound_args *args)
 	defer_free(&ob.commit_defer);
 	dnsr_free(&ob.dns);
 	store_close(&ob.store);
-	tls_policy_free(&ob.policy);
-	tls_ctx_free(&ob.tls_may);
-	tls_ctx_free(&ob.tls_verify);
-	free(ob.hostname);
-	free(ob.domains);
-	free(ob.relay_host);
+	frame_chan_free(&ob.parent);
+	cfg_unref(&ob.cfg);
 	ioloop_destroy(&ob.loop);
 	return 0;
 }

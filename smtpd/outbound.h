@@ -10,6 +10,7 @@
 
 struct outbound_args {
 	const struct settings *set;
+	int parent_fd;   /* DF_RELOAD frames from the parent (dproto.h), or -1 */
 };
 
 /* Runs in the child after fork and privilege drop until SIGTERM; returns
