@@ -938,16 +938,18 @@ static void client_free(struct client *c)
 	if (c->s != NULL)
 		log_info("event=disconnect session=%s ip=%s messages=%u", c->id, c->ip,
 			 smtp_session_messages(c->s));
+	/* the counters first: once the client sees the close, it may connect
+	 * again (possibly to another worker) and must find its slot free */
+	if (c->counted_ip)
+		iplimits_session_end(w->limits, c->iphash);
+	if (c->counted_total)
+		iplimits_total_end(w->limits);
 	smtp_session_free(&c->s);
 	milter_session_free(&c->milter);
 	conn_free(&c->conn);
 	timeout_remove(&c->delay);
 	str_free(&c->msg);
 	free_locals(c);
-	if (c->counted_ip)
-		iplimits_session_end(w->limits, c->iphash);
-	if (c->counted_total)
-		iplimits_total_end(w->limits);
 	w->slots[c->slot] = NULL;
 	w->gens[c->slot]++;
 	w->free_slots[w->n_free++] = c->slot;
