@@ -195,10 +195,14 @@ def test_limits(srv):
     expect(r.startswith(b"421 4.7.0"), "third session from one IP: %r" % r, srv)
     for s in (a, b, c):
         s.close()
-    time.sleep(0.5)  # let the workers see the closes before the next test
-    # command timeout (2s here): 421 4.4.2, then the server closes
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    read_reply(s)
+    # command timeout (2s here): 421 4.4.2, then the server closes; the
+    # server may not have seen the closes above yet: retry until greeted
+    for _ in range(200):
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        if read_reply(s).startswith(b"220 "):
+            break
+        s.close()
+        time.sleep(0.05)
     r = b""
     while True:
         d = s.recv(4096)
