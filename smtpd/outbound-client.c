@@ -157,6 +157,7 @@ struct smtpc {
 	bool ehlo_done, pipelining, dsn, smtputf8, eightbit, chunking, starttls, size;
 	uint64_t size_limit;
 	bool tls_active, tls_tried;
+	bool loops;                 /* the server greeted with our own name */
 
 	/* the transaction */
 	size_t next_cmd;            /* 0: MAIL, 1..n: RCPT i-1 */
@@ -291,6 +292,23 @@ static void send_ehlo(struct smtpc *c)
 	c->state = S_EHLO;
 }
 
+/* Received: header fields in the message's header section. */
+static size_t count_hops(const char *d, size_t len)
+{
+	size_t hops = 0;
+	for (size_t i = 0; i < len;) {
+		const char *nl = memchr(d + i, '\n', len - i);
+		size_t end = nl ? (size_t)(nl - d) + 1 : len;
+		size_t ll = end - i;
+		if (ll <= 2 && (d[i] == '\r' || d[i] == '\n'))
+			break; /* the empty line ends the header */
+		if (ll >= 9 && strncasecmp(d + i, "Received:", 9) == 0)
+			hops++;
+		i = end;
+	}
+	return hops;
+}
+
 static void parse_ehlo(struct smtpc *c, const struct smtp_reply *r)
 {
 	c->pipelining = c->dsn = c->smtputf8 = c->eightbit = c->chunking = c->starttls = false;
@@ -326,6 +344,9 @@ static void parse_ehlo(struct smtpc *c, const struct smtp_reply *r)
 		}
 #undef KW
 	}
+	/* the server's name leads the first line: our own name means a loop */
+	size_t nl0 = strcspn(t, " \n");
+	c->loops = nl0 == strlen(c->p->helo_name) && strncasecmp(t, c->p->helo_name, nl0) == 0;
 	c->ehlo_done = true;
 }
 
@@ -398,6 +419,24 @@ static void send_transaction(struct smtpc *c)
 static enum smtpc_event start_transaction(struct smtpc *c)
 {
 	const struct smtpc_params *p = c->p;
+	if (c->loops) {
+		/* RFC 5321 5.1: a server that is ourselves; Postfix says the same */
+		for (size_t i = 0; i < p->n_rcpts; i++)
+			set_result(c, i, SMTPC_R_PERM,
+				   "554 5.4.6 mail for this destination loops back to myself", "5.4.6");
+		str_appends(&c->out, "QUIT\r\n");
+		c->state = S_DONE;
+		return SMTPC_EV_DONE;
+	}
+	if (count_hops(p->data, p->size) > SMTPC_MAX_HOPS) {
+		/* RFC 5321 6.3: a loop between other servers */
+		for (size_t i = 0; i < p->n_rcpts; i++)
+			set_result(c, i, SMTPC_R_PERM, "554 5.4.6 too many hops (Received: fields)",
+				   "5.4.6");
+		str_appends(&c->out, "QUIT\r\n");
+		c->state = S_DONE;
+		return SMTPC_EV_DONE;
+	}
 	if (p->tls_required && !c->tls_active)
 		return session_fail(c, c->starttls ? "TLS required: STARTTLS failed"
 						   : "TLS required but STARTTLS not offered",

@@ -9,6 +9,8 @@
  * BODY=8BITMIME (6152), SMTPUTF8 (6531) and the DSN parameters (3461) as the
  * server offers them, the recipients (pipelined, RFC 2920, when offered),
  * then BDAT (CHUNKING, 3030) or DATA with dot-stuffing, then QUIT.
+ * Loops end in a permanent failure (5.4.6): a server answering EHLO with our
+ * own name, or a message with more than SMTPC_MAX_HOPS Received: fields.
  *
  * Replies (RFC 5321 4.2): three digits, then '-' on every line but the last
  * of a multi-line reply; all lines carry the same code; an enhanced status
@@ -28,6 +30,7 @@
 #define SMTPC_REPLY_MAX 16384
 #define SMTPC_REPLY_LINES 128
 #define SMTPC_DIAG_MAX 400 /* bytes of a reply kept for logs and DSNs */
+#define SMTPC_MAX_HOPS 50  /* Received: fields beyond which a message loops */
 
 /* ---- replies ---- */
 

@@ -438,6 +438,60 @@ START_TEST(test_client_dot_stuffing)
 }
 END_TEST
 
+static void check_loop(struct smtpc *c)
+{
+	expect_result(c, 0, SMTPC_R_PERM, "5.4.6");
+	ck_assert(!smtpc_data_sent(c));
+}
+
+START_TEST(test_client_loops)
+{
+	struct smtpc_params p = base_params();
+	const char *const steps[] = {
+		"S:220 mail.lamdong.gov.vn ESMTP\r\n",
+		"C:EHLO mail.lamdong.gov.vn\r\n",
+		"S:250-MAIL.lamdong.gov.vn\r\n250 PIPELINING\r\n",
+		"C:QUIT\r\n",
+		NULL,
+	};
+	check_both(&p, steps, check_loop);
+
+	/* 51 Received: fields, from a loop elsewhere */
+	struct str m = STR_INIT;
+	for (int i = 0; i <= SMTPC_MAX_HOPS; i++)
+		str_printf(&m, "Received: from hop%d\r\n", i);
+	str_appends(&m, "Subject: x\r\n\r\nReceived: in the body does not count\r\n");
+	p = base_params();
+	p.data = m.s;
+	p.size = m.len;
+	const char *const steps2[] = {
+		"S:220 mx\r\n",
+		"C:EHLO mail.lamdong.gov.vn\r\n",
+		"S:250 mx\r\n",
+		"C:QUIT\r\n",
+		NULL,
+	};
+	check_both(&p, steps2, check_loop);
+	/* 50 are fine */
+	str_truncate(&m, 0);
+	for (int i = 0; i < SMTPC_MAX_HOPS; i++)
+		str_printf(&m, "Received: from hop%d\r\n", i);
+	str_appends(&m, "\r\nReceived: x\r\n");
+	p.data = m.s;
+	p.size = m.len;
+	const char *const steps3[] = {
+		"S:220 mx\r\n",
+		"C:EHLO mail.lamdong.gov.vn\r\n",
+		"S:250 mx\r\n",
+		"C:MAIL FROM:<sender@lamdong.gov.vn>\r\n",
+		NULL,
+	};
+	struct smtpc *c = run_script(&p, steps3, false);
+	smtpc_free(&c);
+	str_free(&m);
+}
+END_TEST
+
 /* ---- replies ---- */
 
 START_TEST(test_reply_parser)
@@ -773,6 +827,7 @@ static Suite *outbound_suite(void)
 	tcase_add_test(tc, test_client_size_and_utf8);
 	tcase_add_test(tc, test_client_garbage);
 	tcase_add_test(tc, test_client_dot_stuffing);
+	tcase_add_test(tc, test_client_loops);
 	tcase_add_test(tc, test_reply_parser);
 	tcase_add_test(tc, test_tls_policy);
 	tcase_add_test(tc, test_retry_schedule);
