@@ -301,7 +301,9 @@ static int open_dbis(struct store *s, const char **error_r)
 		*error_r = mdb_strerror(rc);
 		return -1;
 	}
-	rc = s->read_only ? (mdb_txn_abort(txn), 0) : mdb_txn_commit(txn);
+	/* Committed even when read-only: handles opened in an aborted
+	 * transaction are closed with it. */
+	rc = mdb_txn_commit(txn);
 	if (rc != 0) {
 		*error_r = mdb_strerror(rc);
 		return -1;

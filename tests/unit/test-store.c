@@ -887,6 +887,29 @@ START_TEST(test_compression_round_trip)
 }
 END_TEST
 
+/* A read-only handle (queue list beside a running daemon) reads everything. */
+START_TEST(test_read_only_open)
+{
+	add_account("a@lamdong.gov.vn", 0);
+	struct queue_ctx c = { 0 };
+	ck_assert_int_eq(store_write(st, queue_add_fn, &c, &err), 0);
+	struct store_options o = { .read_only = true };
+	struct store *ro;
+	ck_assert_int_eq(store_open(dir, &o, &ro, &err), 0);
+	struct store_txn *t;
+	struct store_account a;
+	ck_assert_int_eq(store_read_begin(ro, &t, &err), 0);
+	c.n = 0;
+	ck_assert_int_eq(store_txn_queue_foreach(t, queue_count, &c, &err), 0);
+	ck_assert_int_eq(c.n, 1);
+	ck_assert_int_eq(store_txn_account_get(t, "a@lamdong.gov.vn", &a, &err), 1);
+	store_read_end(&t);
+	ck_assert_int_eq(store_account_add(ro, "b@lamdong.gov.vn", ACCOUNT_PERSONAL, 0, "x", &err),
+			 -1);
+	store_close(&ro);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -909,6 +932,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_account_delete_frees_everything);
 	tcase_add_test(tc, test_recalc_repairs_drift);
 	tcase_add_test(tc, test_compression_round_trip);
+	tcase_add_test(tc, test_read_only_open);
 	suite_add_tcase(s, tc);
 	return s;
 }
