@@ -113,6 +113,7 @@ struct ob_job {
 	char *last_error;
 	bool last_perm;           /* every host refused us with 5xx */
 	bool any_temp;
+	bool tls_refused;         /* a server failed the TLS policy (4.7.4) */
 	struct ob_job *next_wait;
 	struct ob_job *next;      /* all jobs */
 };
@@ -533,6 +534,8 @@ static void session_end(struct ob_job *job)
 	if (serr != NULL) {
 		/* nothing was tried: another address or host may do better */
 		job_set_error(job, "%s: %s", job->mta, serr);
+		if (strncmp(serr, "TLS required", 12) == 0)
+			job->tls_refused = true;
 		if (!perm)
 			job->any_temp = true;
 		log_info("event=outbound_session queue_id=%" PRIu64 " domain=%s relay=%s error=\"%s\"",
@@ -756,7 +759,9 @@ static void job_next_host(struct ob_job *job)
 		/* every host failed before a transaction: temporary unless each
 		 * one refused us outright and none failed for a passing reason */
 		bool perm = job->last_perm && !job->any_temp;
-		job_fail_all(job, perm ? SMTPC_R_PERM : SMTPC_R_TEMP, perm ? "5.4.0" : "4.4.1",
+		/* RFC 3463: 4.7.4 security features not supported (as Postfix) */
+		job_fail_all(job, perm ? SMTPC_R_PERM : SMTPC_R_TEMP,
+			     perm ? "5.4.0" : job->tls_refused ? "4.7.4" : "4.4.1",
 			     job->last_error ? job->last_error : "no server reachable");
 		return;
 	}

@@ -53,7 +53,7 @@ def main():
         sc.check("STARTTLS not offered" in q[0][5], "reason: %r" % q[0])
         log = server.log()
         sc.check("event=tls_policy" in log and "policy=encrypt" in log, "policy logged:\n" + log)
-        sc.check("status=deferred" in log, "deferral logged:\n" + log)
+        sc.check("status=deferred dsn=4.7.4" in log, "deferral logged (4.7.4):\n" + log)
         time.sleep(0.5)
         sc.check(pf.delivered() == [], "nothing delivered in clear")
         sc.check("mail=" not in pf.log(), "no MAIL command reached the remote:\n" + pf.log())
@@ -72,7 +72,7 @@ def main():
         sc.check(len(notes) == 1, "exactly one delay notice, got %d" % len(notes))
         data = notes[0]["data"]
         for needle in (b"report-type=delivery-status", b"Final-Recipient: rfc822; alice@" +
-                       D.encode(), b"Status: 4.", b"Will-Retry-Until: ",
+                       D.encode(), b"Status: 4.7.4", b"Will-Retry-Until: ",
                        b"Content-Type: text/rfc822-headers", b"Subject: secret plan",
                        b"TLS required"):
             sc.check(needle in data, "delay notice has %r:\n%s" % (needle, data[:3000]))
