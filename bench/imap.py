@@ -410,6 +410,35 @@ def idle_memory(server, port, ctx, n):
     return len(conns), base, after, (after - base) * 1024 / ok, procs
 
 
+def idle_latency(port, rounds=20):
+    """Time from an APPEND's OK on one connection to EXISTS on an idling
+    one (the idler may also be told before the OK: counted as 0)."""
+    idler, writer = Client(port), Client(port)
+    for c in (idler, writer):
+        c.cmd(b"LOGIN " + USER.encode() + b" " + PASSWORD.encode())
+        c.cmd(b"SELECT INBOX")
+    idler.s.sendall(b"idle IDLE\r\n")
+    while not idler.readline().startswith(b"+"):
+        pass
+    lat = []
+    msg = b"Subject: latency\r\n\r\nbody\r\n"
+    for _ in range(rounds):
+        writer.s.sendall(b"ap APPEND INBOX {%d}\r\n" % len(msg))
+        writer.readline()
+        writer.s.sendall(msg + b"\r\n")
+        while not writer.readline().startswith(b"ap "):
+            pass
+        t0 = time.time()
+        while b"EXISTS" not in idler.readline():
+            pass
+        lat.append(max(0.0, time.time() - t0) * 1000)
+        time.sleep(0.05)
+    idler.close()
+    writer.close()
+    lat.sort()
+    return lat[len(lat) // 2], lat[-1]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.environ.get("top_builddir", "."))
@@ -482,6 +511,11 @@ def run_all(args):
                       "%.1f KiB per connection" % (s.name, label, n, base, after, procs, per / 1024))
                 time.sleep(3)
         for s in servers:
+            med, worst = idle_latency(s.port)
+            results.setdefault(s.name, {})["latency"] = (med, worst)
+            print("%-13s IDLE wake-up after another session's APPEND: median %.1f ms, max %.1f ms"
+                  % (s.name, med, worst))
+        for s in servers:
             ops = workload(s.port, len(msgs), args.clients, args.seconds)
             results.setdefault(s.name, {})["ops"] = ops
             print("%-13s workload: %.0f commands/s" % (s.name, ops))
@@ -499,6 +533,8 @@ def run_all(args):
               (c["ops"], v["ops"], c["ops"] / max(v["ops"], 1)))
         print("idle plain KiB/conn  %14.1f %12.1f   <= 32" % (c["plain"] / 1024, v["plain"] / 1024))
         print("idle TLS KiB/conn    %14.1f %12.1f   <= 64" % (c["tls"] / 1024, v["tls"] / 1024))
+        print("IDLE wake-up ms      %14.1f %12.1f   < 100 (median)" %
+              (c["latency"][0], v["latency"][0]))
 
 
 if __name__ == "__main__":
