@@ -18,7 +18,8 @@ static char *domain_of(const char *addr)
 	return d;
 }
 
-size_t outbound_group_pending(const struct queue_record *r, struct outbound_group **groups_r)
+size_t outbound_group_pending(const struct queue_record *r, size_t max_rcpts,
+			      struct outbound_group **groups_r)
 {
 	struct outbound_group *g = NULL;
 	size_t n = 0;
@@ -28,7 +29,7 @@ size_t outbound_group_pending(const struct queue_record *r, struct outbound_grou
 		char *d = domain_of(r->rcpts[i].addr);
 		size_t k;
 		for (k = 0; k < n; k++)
-			if (strcmp(g[k].domain, d) == 0)
+			if (g[k].n < max_rcpts && strcmp(g[k].domain, d) == 0)
 				break;
 		if (k == n) {
 			g = xreallocarray(g, n + 1, sizeof(*g));

@@ -20,9 +20,15 @@ struct outbound_group {
 	size_t n;
 };
 
+/* Recipients per SMTP transaction at most (Postfix's
+ * smtp_destination_recipient_limit): servers refuse more (452 4.5.3). */
+#define OUTBOUND_RCPTS_PER_TRANSACTION 50
+
 /* Groups the record's pending recipients by domain, in order of first
- * appearance. Returns the number of groups; free with outbound_groups_free. */
-size_t outbound_group_pending(const struct queue_record *r, struct outbound_group **groups_r);
+ * appearance, at most max_rcpts per group (a domain with more gets several
+ * groups). Returns the number of groups; free with outbound_groups_free. */
+size_t outbound_group_pending(const struct queue_record *r, size_t max_rcpts,
+			      struct outbound_group **groups_r);
 void outbound_groups_free(struct outbound_group **groups, size_t n);
 
 /* When attempt number attempts+1 is due after attempts failed ones: min

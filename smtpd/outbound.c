@@ -934,7 +934,7 @@ static void msg_start(struct ob *ob, uint64_t id)
 	ob->msgs = m;
 	ob->n_msgs++;
 	struct outbound_group *g;
-	size_t ng = outbound_group_pending(&m->rec, &g);
+	size_t ng = outbound_group_pending(&m->rec, OUTBOUND_RCPTS_PER_TRANSACTION, &g);
 	const struct queue_record *r = &m->rec;
 	log_info("event=attempt queue_id=%" PRIu64 " from=<%s> rcpts=%zu domains=%zu attempt=%" PRIu32
 		 " size=%zu", id, r->from, r->n_rcpts, ng, r->attempts + 1, m->size);

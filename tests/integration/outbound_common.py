@@ -106,7 +106,8 @@ class Postfix:
     REMOTE_DOMAIN delivered into one Maildir, the addresses in reject
     refused with 550 5.1.1."""
 
-    def __init__(self, directory, reject=(), starttls=True, cert_name=None):
+    def __init__(self, directory, reject=(), starttls=True, cert_name=None,
+                 domains=(REMOTE_DOMAIN,)):
         self.exe = need("postfix", "postfix")
         self.dir = os.path.join(directory, "postfix")
         self.conf = os.path.join(self.dir, "etc")
@@ -136,7 +137,7 @@ class Postfix:
             "mynetworks = 127.0.0.0/8",
             "maillog_file = " + os.path.join(self.dir, "postfix.log"),
             "maillog_file_prefixes = " + self.dir,
-            "virtual_mailbox_domains = " + REMOTE_DOMAIN,
+            "virtual_mailbox_domains = " + " ".join(domains),
             "virtual_mailbox_base = " + os.path.dirname(self.maildir),
             "virtual_mailbox_maps = static:remote/",
             "virtual_uid_maps = static:%d" % pw.pw_uid,

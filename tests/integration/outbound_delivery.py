@@ -7,7 +7,10 @@
     queue empties;
  3. the remote down: the mail stays queued (deferred, with the error); the
     remote up again and `queue flush`: delivered, queue empty;
- 4. a bounce is never sent to the null sender."""
+ 4. a bounce is never sent to the null sender;
+ 5. one message for two domains: one transaction per domain, each with all
+    of its recipients;
+ 6. a bounce for a remote sender is queued from <> and delivered there."""
 
 import os
 import shutil
@@ -20,6 +23,7 @@ import outbound_common as oc  # noqa: E402
 import smtpd_common as sc  # noqa: E402
 
 D = oc.REMOTE_DOMAIN
+D2 = "hanoi.gov.vn"
 SENDER = "demo@" + sc.DOMAIN
 
 
@@ -29,8 +33,9 @@ def main():
     tmp = tempfile.mkdtemp(prefix="congvu-outbound-")
     os.chmod(tmp, 0o755)
     try:
-        dns = oc.Dns(tmp, mx=[(D, oc.REMOTE_MX, 10)], hosts=[(oc.REMOTE_MX, oc.REMOTE_IP)])
-        pf = oc.Postfix(tmp, reject=("nobody@" + D,))
+        dns = oc.Dns(tmp, mx=[(D, oc.REMOTE_MX, 10), (D2, oc.REMOTE_MX, 10)],
+                     hosts=[(oc.REMOTE_MX, oc.REMOTE_IP)], zones=(D, D2))
+        pf = oc.Postfix(tmp, reject=("nobody@" + D,), domains=(D, D2))
         pf.start()
         server = oc.congvu(dns, {"smtpd.outbound_port": str(pf.port)})
         server.add_account(SENDER)
@@ -107,6 +112,27 @@ def main():
         sc.check(len(server.messages(SENDER)) == before, "no bounce for the null sender")
         sc.check("to=<nobody@%s>" % D in server.log() and "status=bounced" in server.log(),
                  "the failure is logged")
+
+        # 5. two domains: two transactions, each with all of its recipients
+        n = len(pf.delivered())
+        oc.send(server, SENDER, ["erin@" + D, "frank@" + D, "gia@" + D2], "fifth")
+        got = pf.wait_delivered(n + 3)
+        sc.check(len(got) == n + 3, "three copies for two domains:\n" + server.log())
+        sc.check(pf.log().count("message-id=<fifth@test>") == 2,
+                 "one transaction per domain:\n" + pf.log())
+        sc.check(oc.wait_for(lambda: oc.queue_list(server) == []), "queue empty")
+
+        # 6. a remote sender's bounce goes out from <> to the sender's server
+        n = len(pf.delivered())
+        oc.send(server, "writer@" + D, ["nobody@" + D], "sixth")
+        got = pf.wait_delivered(n + 1)
+        bounces = [m for m in got if b"multipart/report" in m]
+        sc.check(len(bounces) == 1, "the bounce reached the remote sender:\n" + server.log())
+        sc.check(b"Return-Path: <>" in bounces[0], "the bounce comes from the null sender")
+        sc.check(b"Final-Recipient: rfc822; nobody@" + D.encode() in bounces[0]
+                 and b"Subject: sixth" in bounces[0], "it reports the failed recipient")
+        sc.check(oc.wait_for(lambda: oc.queue_list(server) == []), "queue empty after the bounce")
+
         rc = server.stop()
         sc.check(rc == 0, "congvu-smtpd stops cleanly on SIGTERM (rc %r)" % rc)
         print("outbound delivery: ok")

@@ -632,12 +632,19 @@ START_TEST(test_attempt_results)
 	struct queue_record r;
 	make_record(&r);
 	struct outbound_group *g;
-	size_t n = outbound_group_pending(&r, &g);
+	size_t n = outbound_group_pending(&r, 50, &g);
 	ck_assert_uint_eq(n, 2);
 	ck_assert_str_eq(g[0].domain, "example.org");
 	ck_assert_uint_eq(g[0].n, 2);
 	ck_assert_uint_eq(g[0].idx[1], 2);
 	ck_assert_str_eq(g[1].domain, "other.net");
+	outbound_groups_free(&g, n);
+	/* one recipient per transaction: example.org splits in two */
+	n = outbound_group_pending(&r, 1, &g);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(g[0].domain, "example.org");
+	ck_assert_str_eq(g[2].domain, "example.org");
+	ck_assert_uint_eq(g[2].idx[0], 2);
 	outbound_groups_free(&g, n);
 
 	struct outbound_result res[] = {
