@@ -45,6 +45,7 @@ struct conn {
 	size_t nrcpt;
 	struct str msg;
 	bool truncated;
+	bool out_of_memory;
 	unsigned int old_status, old_score; /* X-Spam-* already present */
 	unsigned long serial;
 	/* The SMFIP_NR_* steps the MTA agreed to send without waiting for
@@ -65,6 +66,7 @@ static void tx_reset(struct conn *c)
 	c->nrcpt = 0;
 	str_free(&c->msg);
 	c->truncated = false;
+	c->out_of_memory = false;
 	c->old_status = c->old_score = 0;
 }
 
@@ -187,6 +189,23 @@ static void msg_append(struct conn *c, const void *data, size_t len)
 		len = max_scan_size - c->msg.len;
 		c->truncated = true;
 	}
+	/* The message buffer is the one big allocation: grow it without
+	 * xrealloc, so that a shortage becomes a TEMPFAIL at end of message
+	 * rather than the end of the daemon (STYLE 2). */
+	if (c->out_of_memory)
+		return;
+	if (c->msg.cap - c->msg.len <= len) {
+		size_t cap = c->msg.cap ? c->msg.cap : 16384;
+		while (cap - c->msg.len <= len)
+			cap *= 2;
+		char *p = realloc(c->msg.s, cap);
+		if (p == NULL) {
+			c->out_of_memory = true;
+			return;
+		}
+		c->msg.s = p;
+		c->msg.cap = cap;
+	}
 	str_append(&c->msg, data, len);
 }
 
@@ -258,6 +277,14 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	log_sanitize(qbuf, sizeof(qbuf), qid ? qid : "-", qid ? strlen(qid) : 1);
 	log_sanitize(frombuf, sizeof(frombuf), c->mail_from ? c->mail_from : "",
 	             c->mail_from ? strlen(c->mail_from) : 0);
+	if (c->out_of_memory) {
+		log_err("conn=%lu qid=%s event=out-of-memory size=%zu", c->serial, qbuf,
+		        c->msg.len);
+		scan_result_free(&res);
+		tx_reset(c);
+		set_reply(ctx, "451", "4.3.0", "Temporary failure of the spam filter");
+		return SMFIS_TEMPFAIL;
+	}
 	if (scan_message(scanner, &env, c->msg.s ? c->msg.s : "", c->msg.len, &res, &error) < 0) {
 		log_err("conn=%lu qid=%s event=scan-error error=\"%s\"", c->serial, qbuf, error);
 		free(error);

@@ -34,6 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tokenize_message(msg, size, m, sink, &n);
 	struct rule_facts facts;
 	rules_examine(msg, size, m, "exe scr js vbs bat", &facts);
+	(void)rules_display_name_spoof(&facts, "lamdong.gov.vn sotttt.lamdong.gov.vn");
 	mime_message_free(&m);
 	uint64_t *keys;
 	n = scanner_message_keys(msg, size, &keys);
