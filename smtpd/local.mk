@@ -39,7 +39,8 @@ smtpd_liboutbound_a_SOURCES = \
 	smtpd/outbound-client.c smtpd/outbound-client.h \
 	smtpd/outbound-sched.c smtpd/outbound-sched.h \
 	smtpd/dsn.c smtpd/dsn.h \
-	smtpd/tls-policy.c smtpd/tls-policy.h
+	smtpd/tls-policy.c smtpd/tls-policy.h \
+	smtpd/mta-sts.c smtpd/mta-sts.h
 smtpd_liboutbound_a_CFLAGS = $(AM_CFLAGS)
 LIBOUTBOUND = smtpd/liboutbound.a
 
@@ -86,7 +87,7 @@ INTEGRATION_TESTS += tests/integration/smtpd_concurrency.py
 if FUZZERS
 noinst_PROGRAMS += tests/fuzz/fuzz-smtp-client
 tests_fuzz_fuzz_smtp_client_SOURCES = tests/fuzz/fuzz-smtp-client.c \
-	smtpd/outbound-client.c smtpd/tls-policy.c
+	smtpd/outbound-client.c smtpd/tls-policy.c smtpd/mta-sts.c
 tests_fuzz_fuzz_smtp_client_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/smtpd -fsanitize=fuzzer
 tests_fuzz_fuzz_smtp_client_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 tests_fuzz_fuzz_smtp_client_LDADD = $(LIBCONGVU)

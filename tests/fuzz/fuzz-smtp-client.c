@@ -1,12 +1,14 @@
 /* libFuzzer target: the outbound SMTP client fed arbitrary server bytes.
  * The first input byte picks the session's options and how the rest is
- * sliced; a NUL byte in the input stands for "the TLS handshake finished". */
+ * sliced; a NUL byte in the input stands for "the TLS handshake finished".
+ * The same bytes then go through the TLS policy and MTA-STS parsers. */
 #include "config.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mta-sts.h"
 #include "outbound-client.h"
 #include "tls-policy.h"
 
@@ -72,6 +74,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		free(error);
 	}
+	/* the MTA-STS parsers with the same bytes */
+	char id[33];
+	mta_sts_parse_txt((const char *)data, size, id);
+	struct mta_sts_policy sp;
+	const char *why;
+	if (mta_sts_parse_policy((const char *)data, size, &sp, &why) == 0) {
+		mta_sts_mx_match(&sp, "mx1.example.net");
+		mta_sts_policy_free(&sp);
+	}
+	const char *body;
+	size_t blen;
+	if (mta_sts_http_response((const char *)data, size, opt & 1, &body, &blen, &why) == 1 &&
+	    (body < (const char *)data || body + blen > (const char *)data + size))
+		abort();
 	free(text);
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dsn.h"
+#include "mta-sts.h"
 #include "outbound-client.h"
 #include "outbound-sched.h"
 #include "queue-record.h"
@@ -819,6 +820,64 @@ START_TEST(test_dsn_structure)
 }
 END_TEST
 
+START_TEST(test_mta_sts)
+{
+	char id[33];
+	const char *t1 = "v=STSv1; id=20260101T000000;";
+	ck_assert_int_eq(mta_sts_parse_txt(t1, strlen(t1), id), 1);
+	ck_assert_str_eq(id, "20260101T000000");
+	ck_assert_int_eq(mta_sts_parse_txt("v=spf1 -all", 11, id), 0);
+	ck_assert_int_eq(mta_sts_parse_txt("v=STSv1;", 8, id), -1);
+	ck_assert_int_eq(mta_sts_parse_txt("v=STSv1; id=a-b", 15, id), -1);
+	const char *t2 = "v=STSv1;ext=1; id=abc  ";
+	ck_assert_int_eq(mta_sts_parse_txt(t2, strlen(t2), id), 1);
+	ck_assert_str_eq(id, "abc");
+
+	const char *pol = "version: STSv1\r\nmode: enforce\r\nmx: mail.Example.com\r\n"
+			  "mx: *.example.net\r\nmax_age: 86400\r\nfuture: x\r\n";
+	struct mta_sts_policy p;
+	const char *why;
+	ck_assert_int_eq(mta_sts_parse_policy(pol, strlen(pol), &p, &why), 0);
+	ck_assert_int_eq(p.mode, MTA_STS_ENFORCE);
+	ck_assert_uint_eq(p.max_age, 86400);
+	ck_assert_uint_eq(p.n_mx, 2);
+	ck_assert(mta_sts_mx_match(&p, "mail.example.com"));
+	ck_assert(mta_sts_mx_match(&p, "MAIL.EXAMPLE.COM."));
+	ck_assert(mta_sts_mx_match(&p, "mx1.example.net"));
+	ck_assert(!mta_sts_mx_match(&p, "a.b.example.net"));
+	ck_assert(!mta_sts_mx_match(&p, "example.net"));
+	ck_assert(!mta_sts_mx_match(&p, "mail.example.org"));
+	mta_sts_policy_free(&p);
+	const char *bad[] = {
+		"version: STSv2\nmode: enforce\nmx: a.b\nmax_age: 1\n",
+		"version: STSv1\nmode: strict\nmx: a.b\nmax_age: 1\n",
+		"version: STSv1\nmode: enforce\nmax_age: 1\n",
+		"version: STSv1\nmode: enforce\nmx: a.b\n",
+		"version: STSv1\nmode: enforce\nmx: *.\nmax_age: 1\n",
+		NULL,
+	};
+	for (size_t i = 0; bad[i]; i++)
+		ck_assert_int_eq(mta_sts_parse_policy(bad[i], strlen(bad[i]), &p, &why), -1);
+
+	const char *resp = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+			   "Content-Length: 5\r\n\r\nhello world";
+	const char *body;
+	size_t blen;
+	ck_assert_int_eq(mta_sts_http_response(resp, 40, false, &body, &blen, &why), 0);
+	ck_assert_int_eq(mta_sts_http_response(resp, strlen(resp), false, &body, &blen, &why), 1);
+	ck_assert_uint_eq(blen, 5);
+	ck_assert(memcmp(body, "hello", 5) == 0);
+	const char *r2 = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nabc";
+	ck_assert_int_eq(mta_sts_http_response(r2, strlen(r2), false, &body, &blen, &why), 0);
+	ck_assert_int_eq(mta_sts_http_response(r2, strlen(r2), true, &body, &blen, &why), 1);
+	ck_assert_uint_eq(blen, 3);
+	const char *r3 = "HTTP/1.1 301 Moved\r\nLocation: x\r\n\r\n";
+	ck_assert_int_eq(mta_sts_http_response(r3, strlen(r3), true, &body, &blen, &why), -1);
+	const char *r4 = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\nx";
+	ck_assert_int_eq(mta_sts_http_response(r4, strlen(r4), true, &body, &blen, &why), -1);
+}
+END_TEST
+
 static Suite *outbound_suite(void)
 {
 	Suite *s = suite_create("outbound");
@@ -842,6 +901,7 @@ static Suite *outbound_suite(void)
 	tcase_add_test(tc, test_attempt_results);
 	tcase_add_test(tc, test_null_sender_no_dsn);
 	tcase_add_test(tc, test_dsn_structure);
+	tcase_add_test(tc, test_mta_sts);
 	suite_add_tcase(s, tc);
 	return s;
 }
