@@ -35,7 +35,7 @@ tests_unit_test_milter_scan_LDADD = $(LIBSPAMSCAN) $(LIBCONGVU) $(CHECK_LIBS)
 
 INTEGRATION_TESTS += tests/integration/milter_miltertest.py tests/integration/milter_spf.py \
 	tests/integration/milter_postfix.py tests/integration/milter_malformed.py \
-	tests/integration/milter_startup.py
+	tests/integration/milter_startup.py tests/integration/milter_cli.py
 EXTRA_DIST += tests/integration/milter_common.py tests/integration/milter/common.lua \
 	tests/integration/milter/stages.lua tests/integration/milter/abort.lua \
 	tests/integration/milter/spoof.lua tests/integration/milter/reject.lua \
