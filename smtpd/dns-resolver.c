@@ -12,6 +12,7 @@
 #include <unbound.h>
 
 #define TYPE_A 1
+#define TYPE_TXT 16
 #define TYPE_MX 15
 #define TYPE_AAAA 28
 
@@ -22,6 +23,7 @@ struct dnsr_query {
 	bool pending[2];
 	dnsr_mx_fn *mx_cb;
 	dnsr_addr_fn *addr_cb;
+	dnsr_txt_fn *txt_cb;
 	void *ctx;
 	unsigned port;
 	/* address lookups: both answers gathered */
@@ -234,6 +236,48 @@ static void mx_done(void *data, int err, struct ub_result *res)
 	free(mx);
 }
 
+static void txt_done(void *data, int err, struct ub_result *res)
+{
+	struct dnsr_query *q = data;
+	q->pending[0] = false;
+	enum dnsr_status st = result_status(err, res, q->error, sizeof(q->error));
+	char **txts = NULL;
+	size_t n = 0;
+	if (st == DNSR_OK) {
+		for (size_t i = 0; res->data[i] != NULL; i++) {
+			const unsigned char *d = (const unsigned char *)res->data[i];
+			size_t len = (size_t)res->len[i];
+			struct str t = STR_INIT;
+			bool ok = true;
+			for (size_t k = 0; k < len && ok;) {
+				size_t l = d[k++];
+				if (k + l > len || memchr(d + k, 0, l) != NULL)
+					ok = false;
+				else
+					str_append(&t, d + k, l);
+				k += l;
+			}
+			if (!ok) {
+				str_free(&t);
+				continue;
+			}
+			txts = xreallocarray(txts, n + 1, sizeof(*txts));
+			txts[n++] = t.s ? str_steal(&t) : xstrdup("");
+		}
+	}
+	if (res != NULL)
+		ub_resolve_free(res);
+	char error[128];
+	snprintf(error, sizeof(error), "%s", q->error);
+	dnsr_txt_fn *cb = q->txt_cb;
+	void *ctx = q->ctx;
+	query_unlink(q);
+	cb(ctx, st, txts, n, error);
+	for (size_t i = 0; i < n; i++)
+		free(txts[i]);
+	free(txts);
+}
+
 static void addr_done(struct dnsr_query *q, int which, int err, struct ub_result *res)
 {
 	q->pending[which] = false;
@@ -320,6 +364,21 @@ int dnsr_lookup_mx(struct dnsr *r, const char *domain, dnsr_mx_fn *cb, void *ctx
 	q->mx_cb = cb;
 	q->pending[0] = true;
 	int err = ub_resolve_async(r->ub, domain, TYPE_MX, 1, q, mx_done, &q->ub_ids[0]);
+	if (err != 0) {
+		*error_r = ub_strerror(err);
+		query_unlink(q);
+		return -1;
+	}
+	return q->id;
+}
+
+int dnsr_lookup_txt(struct dnsr *r, const char *name, dnsr_txt_fn *cb, void *ctx,
+		    const char **error_r)
+{
+	struct dnsr_query *q = query_new(r, ctx);
+	q->txt_cb = cb;
+	q->pending[0] = true;
+	int err = ub_resolve_async(r->ub, name, TYPE_TXT, 1, q, txt_done, &q->ub_ids[0]);
 	if (err != 0) {
 		*error_r = ub_strerror(err);
 		query_unlink(q);

@@ -47,6 +47,12 @@ int dnsr_lookup_mx(struct dnsr *r, const char *domain, dnsr_mx_fn *cb, void *ctx
  * data; DNSR_TEMPFAIL when one failed and the other had none. */
 int dnsr_lookup_addr(struct dnsr *r, const char *host, unsigned port, dnsr_addr_fn *cb, void *ctx,
 		     const char **error_r);
+/* TXT records, each one's strings joined (RFC 7208 3.3, RFC 8461 3.1);
+ * records holding a NUL byte are left out. */
+typedef void dnsr_txt_fn(void *ctx, enum dnsr_status st, char *const *txts, size_t n,
+			 const char *error);
+int dnsr_lookup_txt(struct dnsr *r, const char *name, dnsr_txt_fn *cb, void *ctx,
+		    const char **error_r);
 /* The callback of query id is not called. */
 void dnsr_cancel(struct dnsr *r, int id);
 

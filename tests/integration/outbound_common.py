@@ -49,14 +49,16 @@ def wait_listen(ip, port, timeout=20.0):
     return False
 
 
-def make_cert_for(directory, name):
-    """A self-signed certificate for host name (its own CA, for verify)."""
-    cert = os.path.join(directory, "remote.pem")
-    key = os.path.join(directory, "remote-key.pem")
+def make_cert_for(directory, name, extra=(), base="remote"):
+    """A self-signed certificate for host name and the extra names (its own
+    CA, for verify)."""
+    cert = os.path.join(directory, base + ".pem")
+    key = os.path.join(directory, base + "-key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
                     "-days", "2", "-subj", "/CN=" + name,
-                    "-addext", "subjectAltName=DNS:" + name,
+                    "-addext", "subjectAltName=" + ",".join(
+                        "DNS:" + n for n in (name,) + tuple(extra)),
                     "-addext", "basicConstraints=critical,CA:TRUE"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return cert, key
@@ -65,7 +67,7 @@ def make_cert_for(directory, name):
 class Dns:
     """dnsmasq answering MX and A records from its command line only."""
 
-    def __init__(self, directory, mx, hosts, zones=(REMOTE_DOMAIN,)):
+    def __init__(self, directory, mx, hosts, zones=(REMOTE_DOMAIN,), txt_records=()):
         exe = need("dnsmasq", "dnsmasq-base")
         # a free TCP port may still be taken for UDP: try a few
         for _ in range(5):
@@ -81,6 +83,8 @@ class Dns:
                 args.append("--mx-host=%s,%s,%d" % (domain, host, pref))
             for name, ip in hosts:
                 args.append("--host-record=%s,%s" % (name, ip))
+            for name, txt in txt_records:
+                args.append("--txt-record=%s,%s" % (name, txt))
             self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL)
             if wait_listen("127.0.0.1", self.port, timeout=10) and self.proc.poll() is None:
