@@ -55,8 +55,8 @@ INTEGRATION_TESTS += tests/integration/smtpd_postfix.py
 
 # outbound delivery (issue 6): the delivery process, linked into congvu-smtpd.
 smtpd_congvu_smtpd_SOURCES += \
-	smtpd/outbound.c smtpd/outbound.h \
-	smtpd/dns-resolver.c smtpd/dns-resolver.h
+	smtpd/outbound.c smtpd/outbound.h smtpd/outbound-private.h \
+	smtpd/outbound-sts.c smtpd/dns-resolver.c smtpd/dns-resolver.h
 smtpd_congvu_smtpd_CFLAGS += $(UNBOUND_CFLAGS)
 smtpd_congvu_smtpd_LDADD += $(LIBOUTBOUND) $(LIBSMTPD) $(LIBCONGVU_STORE) $(LIBCONGVU_NET) \
 	$(LIBCONGVU) $(UNBOUND_LIBS)

@@ -1,4 +1,5 @@
-/* The outbound delivery process; see outbound.h and doc/outbound.md.
+/* The outbound delivery process; see outbound.h and doc/outbound.md. The
+ * MTA-STS lookups are in outbound-sts.c.
  *
  * Units of work: a message (queue entry) in flight has one job per
  * destination domain with pending recipients. A job resolves its route
@@ -8,6 +9,7 @@
  * attempt (retry time, expiry, DSNs, removal) in that same transaction. */
 #include "config.h"
 #include "outbound.h"
+#include "outbound-private.h"
 #include "address.h"
 #include "conn.h"
 #include "dns-resolver.h"
@@ -16,7 +18,6 @@
 #include "frame.h"
 #include "ioloop.h"
 #include "log.h"
-#include "mta-sts.h"
 #include "net.h"
 #include "outbound-client.h"
 #include "outbound-sched.h"
@@ -47,139 +48,16 @@
 #define SCAN_MAX_INTERVAL_MS 60000
 #define SCAN_COALESCE_MS 100
 
-struct ob;
-struct ob_job;
-
-/* What the settings say, shared by reference: a reload (SIGHUP in the
- * parent, DF_RELOAD here) makes a new one while jobs finish with theirs. */
-struct ob_cfg {
-	unsigned refs;
-	struct tls_ctx *tls_may, *tls_verify;
-	struct tls_policy *policy;
-	char *hostname;
-	char *domains;
-	char *relay_host;         /* "" or HOST */
-	unsigned relay_port;
-	unsigned port;
-	unsigned concurrency, dest_concurrency;
-	unsigned connect_timeout_ms, timeout_ms;
-	struct outbound_timing timing;
-	bool mta_sts;
-	unsigned mta_sts_port;
-};
-
-/* A destination domain's MTA-STS state (RFC 8461), kept in memory: the
- * policy until its max_age, the TXT id checked at most hourly. */
-struct sts_entry {
-	struct ob *ob;
-	char *domain;
-	bool fetching;
-	bool have_policy;
-	struct mta_sts_policy policy;
-	char id[33];
-	int64_t expires;          /* of the policy */
-	int64_t checked;          /* when the TXT record was last looked at (0: never) */
-	struct ob_job *waiting;   /* jobs waiting for the answer */
-	/* the fetch in progress */
-	char *host;               /* mta-sts.DOMAIN */
-	char new_id[33];
-	int dns_id;
-	int fd;
-	struct io *cio;
-	struct conn *conn;
-	struct timeout *to;
-	struct str resp;
-	struct sts_entry *next;
-};
-
-struct ob_msg {
-	struct ob *ob;
-	uint64_t id;
-	struct queue_record rec; /* as read when the attempt started */
-	char *data;
-	size_t size;
-	size_t jobs_left;         /* jobs not finished */
-	size_t commits_left;      /* finished jobs whose results are not committed */
-	struct ob_msg *next;
-};
-
-struct ob_dest {
-	char *name;               /* destination domain, or the smart host */
-	unsigned active;
-	struct ob_job *wait_head, *wait_tail;
-	struct ob_dest *next;
-};
-
-struct ob_job {
-	struct ob *ob;
-	struct ob_cfg *cfg;
-	struct ob_msg *msg;
-	struct ob_dest *dest;
-	char *domain;
-	size_t *idx;
-	size_t n;
-	struct smtpc_rcpt *rcpts;
-	struct smtpc_params params;
-	enum tls_policy_level level;
-
-	struct dnsr_mx *hosts;
-	size_t n_hosts, host_i;
-	unsigned port;
-	struct net_addr *addrs;
-	size_t n_addrs, addr_i;
-	int dns_id;
-
-	int fd;
-	struct io *cio;
-	struct timeout *cto;
-	struct conn *conn;
-	struct smtpc *c;
-	bool tls_started, no_starttls;
-	char mta[320];            /* "host[ip]:port" of the current server */
-	char tls[24];             /* the TLS version of the session, or "no" */
-	char *last_error;
-	bool last_perm;           /* every host refused us with 5xx */
-	bool any_temp;
-	bool tls_refused;         /* a server failed the TLS policy (4.7.4) */
-	struct ob_job *next_wait;
-	struct ob_job *next;      /* all jobs */
-	/* MTA-STS: the destination's policy when it has one (copied) */
-	struct mta_sts_policy sts;
-	bool sts_enforce, sts_testing;
-	struct sts_entry *sts_wait;   /* the entry this job waits on, or NULL */
-	struct ob_job *next_sts_wait;
-};
-
-struct ob {
-	struct ioloop *loop;
-	const struct settings *set;
-	struct store *store;
-	struct dnsr *dns;
-	struct io *dns_io, *notify_io;
-	struct timeout *scan_to;
-	uint64_t scan_due_ms;     /* when scan_to fires (0: not armed) */
-	struct ob_cfg *cfg;       /* the current settings; jobs hold their own */
-	struct frame_chan *parent;
-	struct ob_msg *msgs;
-	size_t n_msgs;
-	struct ob_dest *dests;
-	struct ob_job *jobs;
-	struct commit *commits, *commits_tail;
-	struct defer *commit_defer;
-	struct sts_entry *sts;
-	bool stopping;
-};
-
 static void job_try_addr(struct ob_job *job);
 static void job_next_host(struct ob_job *job);
 static void scan_soon(struct ob *ob, uint64_t ms);
 
-static int64_t now_secs(void)
+int64_t outbound_now(void)
 {
 	return (int64_t)time(NULL);
 }
 
-static void cfg_unref(struct ob_cfg **cp)
+void outbound_cfg_unref(struct ob_cfg **cp)
 {
 	struct ob_cfg *cfg = *cp;
 	*cp = NULL;
@@ -424,16 +302,9 @@ static void job_free(struct ob_job *job)
 	free(job->hosts);
 	free(job->addrs);
 	free(job->last_error);
-	if (job->sts_wait != NULL) {
-		for (struct ob_job **pp = &job->sts_wait->waiting; *pp; pp = &(*pp)->next_sts_wait) {
-			if (*pp == job) {
-				*pp = job->next_sts_wait;
-				break;
-			}
-		}
-	}
+	outbound_sts_job_gone(job);
 	mta_sts_policy_free(&job->sts);
-	cfg_unref(&job->cfg);
+	outbound_cfg_unref(&job->cfg);
 	free(job);
 }
 
@@ -446,7 +317,7 @@ static void commit_all(void *ctx)
 	struct ob *ob = ctx;
 	if (ob->commits == NULL)
 		return;
-	int64_t now = now_secs();
+	int64_t now = outbound_now();
 	for (struct commit *cm = ob->commits; cm != NULL; cm = cm->next)
 		cm->now = now;
 	const char *error;
@@ -890,10 +761,8 @@ static void mx_cb(void *ctx, enum dnsr_status st, const struct dnsr_mx *mx, size
 	job_next_host(job);
 }
 
-static void sts_get(struct ob_job *job);
-
 /* By MX (after the MTA-STS policy, when it applies). */
-static void job_route_mx(struct ob_job *job)
+void outbound_job_route_mx(struct ob_job *job)
 {
 	struct ob *ob = job->ob;
 	job->port = job->cfg->port;
@@ -920,282 +789,9 @@ static void job_start(struct ob_job *job)
 		return;
 	}
 	if (job->cfg->mta_sts)
-		sts_get(job);
+		outbound_sts_get(job);
 	else
-		job_route_mx(job);
-}
-
-/* ---- MTA-STS (RFC 8461) ---- */
-
-#define STS_RECHECK_SECS 3600      /* TXT id looked at again after this */
-#define STS_NEGATIVE_SECS 3600     /* "no policy" remembered this long */
-#define STS_FETCH_TIMEOUT_MS 30000
-
-static void sts_fetch_end(struct sts_entry *e)
-{
-	io_remove(&e->cio);
-	timeout_remove(&e->to);
-	if (e->fd >= 0) {
-		close(e->fd);
-		e->fd = -1;
-	}
-	conn_free(&e->conn);
-	if (e->dns_id > 0)
-		dnsr_cancel(e->ob->dns, e->dns_id);
-	e->dns_id = 0;
-	str_free(&e->resp);
-	x_free(&e->host);
-}
-
-static void sts_apply(struct ob_job *job, const struct sts_entry *e)
-{
-	if (!e->have_policy || e->policy.mode == MTA_STS_NONE)
-		return;
-	mta_sts_policy_free(&job->sts);
-	job->sts.mode = e->policy.mode;
-	job->sts.max_age = e->policy.max_age;
-	for (size_t i = 0; i < e->policy.n_mx; i++)
-		job->sts.mx[i] = xstrdup(e->policy.mx[i]);
-	job->sts.n_mx = e->policy.n_mx;
-	if (e->policy.mode == MTA_STS_ENFORCE) {
-		job->sts_enforce = true;
-		if (job->level < TLS_POLICY_VERIFY) {
-			job->level = TLS_POLICY_VERIFY;
-			log_info("event=tls_policy queue_id=%" PRIu64 " domain=%s policy=verify "
-				 "source=mta-sts id=%s", job->msg->id, job->domain, e->id);
-		}
-	} else {
-		job->sts_testing = true;
-	}
-}
-
-/* The answer is in (policy, none, or the old one kept): the waiting jobs go on. */
-static void sts_done(struct sts_entry *e)
-{
-	sts_fetch_end(e);
-	e->fetching = false;
-	e->checked = now_secs();
-	struct ob_job *list = e->waiting;
-	e->waiting = NULL;
-	while (list != NULL) {
-		struct ob_job *job = list;
-		list = job->next_sts_wait;
-		job->next_sts_wait = NULL;
-		job->sts_wait = NULL;
-		sts_apply(job, e);
-		job_route_mx(job);
-	}
-}
-
-static void sts_failed(struct sts_entry *e, const char *why)
-{
-	int64_t now = now_secs();
-	bool keep = e->have_policy && now < e->expires;
-	log_info("event=mta_sts_failed domain=%s error=\"%s\" cached_policy=%s", e->domain, why,
-		 keep ? "kept" : "none");
-	if (!keep) {
-		e->have_policy = false;
-		mta_sts_policy_free(&e->policy);
-		e->expires = now + STS_NEGATIVE_SECS;
-	}
-	sts_done(e);
-}
-
-static void sts_timeout(void *ctx)
-{
-	sts_failed(ctx, "policy fetch timed out");
-}
-
-static void sts_conn_cb(struct conn *conn, enum conn_event ev, void *ctx)
-{
-	struct sts_entry *e = ctx;
-	const char *why;
-	switch (ev) {
-	case CONN_EV_TLS_READY:
-		/* RFC 8461 3.3: HTTPS with a certificate valid for mta-sts.DOMAIN */
-		if (!conn_tls_verified(conn)) {
-			sts_failed(e, "policy host certificate did not verify");
-			return;
-		}
-		conn_printf(conn, "GET /.well-known/mta-sts.txt HTTP/1.0\r\nHost: %s\r\n"
-				  "User-Agent: congvu-smtpd\r\nConnection: close\r\n\r\n", e->host);
-		return;
-	case CONN_EV_DATA_IN:
-	case CONN_EV_EOF: {
-		const void *d;
-		size_t len;
-		conn_input(conn, &d, &len);
-		if (e->resp.len + len > MTA_STS_POLICY_MAX + 16384) {
-			sts_failed(e, "policy response too large");
-			return;
-		}
-		str_append(&e->resp, d, len);
-		conn_consume(conn, len);
-		const char *body;
-		size_t blen;
-		int r = mta_sts_http_response(e->resp.s ? e->resp.s : "", e->resp.len,
-					      ev == CONN_EV_EOF, &body, &blen, &why);
-		if (r == 0)
-			return;
-		if (r < 0) {
-			sts_failed(e, why);
-			return;
-		}
-		struct mta_sts_policy pol;
-		if (mta_sts_parse_policy(body, blen, &pol, &why) < 0) {
-			sts_failed(e, why);
-			return;
-		}
-		mta_sts_policy_free(&e->policy);
-		e->policy = pol;
-		e->have_policy = true;
-		memcpy(e->id, e->new_id, sizeof(e->id));
-		e->expires = now_secs() + (int64_t)pol.max_age;
-		static const char *const modes[] = { "none", "testing", "enforce" };
-		log_info("event=mta_sts domain=%s id=%s mode=%s mx_patterns=%zu max_age=%" PRIu32,
-			 e->domain, e->id, modes[pol.mode], pol.n_mx, pol.max_age);
-		sts_done(e);
-		return;
-	}
-	case CONN_EV_DRAINED:
-		return;
-	case CONN_EV_TIMEOUT:
-	case CONN_EV_ERROR:
-		sts_failed(e, ev == CONN_EV_TIMEOUT ? "timeout" : conn_error(conn));
-		return;
-	}
-}
-
-static void sts_connect_io(void *ctx, unsigned revents)
-{
-	struct sts_entry *e = ctx;
-	(void)revents;
-	int err = 0;
-	socklen_t len = sizeof(err);
-	if (getsockopt(e->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	io_remove(&e->cio);
-	if (err != 0) {
-		sts_failed(e, strerror(err));
-		return;
-	}
-	e->conn = conn_new(e->ob->loop, e->fd, sts_conn_cb, e);
-	e->fd = -1;
-	const char *why;
-	if (conn_starttls_client(e->conn, e->ob->cfg->tls_verify, e->host, &why) < 0)
-		sts_failed(e, why);
-}
-
-static void sts_addr_cb(void *ctx, enum dnsr_status st, const struct net_addr *addrs, size_t n,
-			const char *error)
-{
-	struct sts_entry *e = ctx;
-	e->dns_id = 0;
-	if (st != DNSR_OK || n == 0) {
-		sts_failed(e, st == DNSR_TEMPFAIL && *error ? error : "policy host has no address");
-		return;
-	}
-	int fd = socket(addrs[0].ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		sts_failed(e, strerror(errno));
-		return;
-	}
-	e->fd = fd;
-	if (connect(fd, (const struct sockaddr *)&addrs[0].ss, addrs[0].len) < 0 &&
-	    errno != EINPROGRESS) {
-		sts_failed(e, strerror(errno));
-		return;
-	}
-	e->cio = io_add(e->ob->loop, fd, IO_WRITE, sts_connect_io, e);
-}
-
-static void sts_txt_cb(void *ctx, enum dnsr_status st, char *const *txts, size_t n,
-		       const char *error)
-{
-	struct sts_entry *e = ctx;
-	e->dns_id = 0;
-	char id[33] = "";
-	size_t found = 0;
-	for (size_t i = 0; i < n; i++) {
-		char tmp[33];
-		int r = mta_sts_parse_txt(txts[i], strlen(txts[i]), tmp);
-		if (r != 0)
-			found++;
-		if (r == 1)
-			memcpy(id, tmp, sizeof(id));
-	}
-	int64_t now = now_secs();
-	if (st == DNSR_TEMPFAIL) {
-		sts_failed(e, *error ? error : "TXT lookup failed");
-		return;
-	}
-	if (found != 1 || id[0] == '\0') {
-		/* no (valid, single) record: a cached policy stays until it expires
-		 * (RFC 8461 5.1), else there is none */
-		if (!(e->have_policy && now < e->expires)) {
-			e->have_policy = false;
-			mta_sts_policy_free(&e->policy);
-		}
-		sts_done(e);
-		return;
-	}
-	if (e->have_policy && now < e->expires && strcmp(id, e->id) == 0) {
-		sts_done(e); /* unchanged */
-		return;
-	}
-	memcpy(e->new_id, id, sizeof(e->new_id));
-	struct str h = STR_INIT;
-	str_printf(&h, "mta-sts.%s", e->domain);
-	e->host = str_steal(&h);
-	const char *why;
-	int qid = dnsr_lookup_addr(e->ob->dns, e->host, e->ob->cfg->mta_sts_port, sts_addr_cb, e,
-				   &why);
-	if (qid < 0) {
-		sts_failed(e, why);
-		return;
-	}
-	e->dns_id = qid;
-}
-
-static void sts_get(struct ob_job *job)
-{
-	struct ob *ob = job->ob;
-	struct sts_entry *e;
-	for (e = ob->sts; e != NULL; e = e->next)
-		if (strcmp(e->domain, job->domain) == 0)
-			break;
-	int64_t now = now_secs();
-	if (e != NULL && !e->fetching && e->checked != 0 && now - e->checked < STS_RECHECK_SECS &&
-	    (!e->have_policy || now < e->expires)) {
-		sts_apply(job, e);
-		job_route_mx(job);
-		return;
-	}
-	if (e == NULL) {
-		e = xcalloc(1, sizeof(*e));
-		e->ob = ob;
-		e->fd = -1;
-		e->domain = xstrdup(job->domain);
-		e->next = ob->sts;
-		ob->sts = e;
-	}
-	job->sts_wait = e;
-	job->next_sts_wait = e->waiting;
-	e->waiting = job;
-	if (e->fetching)
-		return;
-	e->fetching = true;
-	e->to = timeout_add(ob->loop, STS_FETCH_TIMEOUT_MS, sts_timeout, e);
-	struct str name = STR_INIT;
-	str_printf(&name, "_mta-sts.%s", e->domain);
-	const char *why;
-	int qid = dnsr_lookup_txt(ob->dns, name.s, sts_txt_cb, e, &why);
-	str_free(&name);
-	if (qid < 0) {
-		sts_failed(e, why);
-		return;
-	}
-	e->dns_id = qid;
+		outbound_job_route_mx(job);
 }
 
 /* ---- picking up queued mail ---- */
@@ -1370,7 +966,7 @@ static void scan(void *ctx)
 	ob->scan_due_ms = 0;
 	if (ob->stopping)
 		return;
-	struct scan sc = { .ob = ob, .now = now_secs() };
+	struct scan sc = { .ob = ob, .now = outbound_now() };
 	sc.room = ob->n_msgs < ob->cfg->concurrency ? ob->cfg->concurrency - ob->n_msgs : 0;
 	sc.due = xcalloc(sc.room ? sc.room : 1, sizeof(uint64_t));
 	struct store_txn *txn = NULL;
@@ -1477,7 +1073,7 @@ static struct ob_cfg *cfg_new(const struct settings *set, char **error_r)
 	if (tls_policy_parse(settings_str(set, S_SMTPD_TLS_POLICY), &cfg->policy, error_r) < 0 ||
 	    tls_ctx_client_new(minv, false, NULL, &cfg->tls_may, error_r) < 0 ||
 	    tls_ctx_client_new(minv, true, *ca ? ca : NULL, &cfg->tls_verify, error_r) < 0) {
-		cfg_unref(&cfg);
+		outbound_cfg_unref(&cfg);
 		return NULL;
 	}
 	return cfg;
@@ -1505,7 +1101,7 @@ static void on_parent_frame(void *ctx, uint32_t type, const void *data, size_t l
 		free(error);
 		return;
 	}
-	cfg_unref(&ob->cfg);
+	outbound_cfg_unref(&ob->cfg);
 	ob->cfg = cfg;
 	log_info("event=reloaded process=outbound relay_host=%s",
 		 cfg->relay_host[0] ? cfg->relay_host : "-");
@@ -1571,14 +1167,7 @@ int outbound_main(const struct outbound_args *args)
 	}
 	while (ob.msgs != NULL)
 		msg_free(&ob, ob.msgs);
-	while (ob.sts != NULL) {
-		struct sts_entry *e = ob.sts;
-		ob.sts = e->next;
-		sts_fetch_end(e);
-		mta_sts_policy_free(&e->policy);
-		free(e->domain);
-		free(e);
-	}
+	outbound_sts_free_all(&ob);
 	while (ob.dests != NULL) {
 		struct ob_dest *d = ob.dests;
 		ob.dests = d->next;
@@ -1595,7 +1184,7 @@ int outbound_main(const struct outbound_args *args)
 	dnsr_free(&ob.dns);
 	store_close(&ob.store);
 	frame_chan_free(&ob.parent);
-	cfg_unref(&ob.cfg);
+	outbound_cfg_unref(&ob.cfg);
 	ioloop_destroy(&ob.loop);
 	return 0;
 }
