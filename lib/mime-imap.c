@@ -109,11 +109,17 @@ static void append_addresses(struct str *out, const struct mime_address *a,
 			str_appendc(out, ' ');
 			mime_imap_append_nstring(out, a->route, flags);
 			str_appendc(out, ' ');
-			/* NIL here would turn the entry into a group marker */
-			mime_imap_append_nstring(
-				out, a->mailbox != NULL ? a->mailbox : "MISSING_MAILBOX", flags);
+			/* NIL here would turn the entry into a group marker;
+			 * Dovecot's placeholders, which clients have long seen */
+			mime_imap_append_nstring(out,
+						 a->mailbox != NULL && *a->mailbox != '\0'
+							 ? a->mailbox
+							 : "MISSING_MAILBOX",
+						 flags);
 			str_appendc(out, ' ');
-			mime_imap_append_nstring(out, a->host != NULL ? a->host : "MISSING_DOMAIN",
+			mime_imap_append_nstring(out,
+						 a->host != NULL && *a->host != '\0' ? a->host
+										   : "MISSING_DOMAIN",
 						 flags);
 			break;
 		}
@@ -242,7 +248,14 @@ static void append_extension_tail(struct str *out, const struct mime_part *part,
 	mime_imap_append_nstring(out, part->location, flags);
 }
 
-static const char empty_body[] = "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0)";
+/* A body where the syntax needs one and the message has none. */
+static void append_empty_body(struct str *out, bool ext)
+{
+	str_appends(out, "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0");
+	if (ext)
+		str_appends(out, " NIL NIL NIL NIL");
+	str_appendc(out, ')');
+}
 
 static void append_body(struct str *out, const struct mime_part *part, bool ext,
 			unsigned int flags);
@@ -256,7 +269,7 @@ static void append_multipart(struct str *out, const struct mime_part *part, bool
 			append_body(out, c, ext, flags);
 	} else {
 		/* a multipart must have a part: an empty one, as Dovecot */
-		str_appends(out, empty_body);
+		append_empty_body(out, ext);
 	}
 	str_appendc(out, ' ');
 	append_upper(out, part->subtype, flags);
@@ -302,7 +315,7 @@ static void append_body(struct str *out, const struct mime_part *part, bool ext,
 		if (child != NULL)
 			append_body(out, child, ext, flags);
 		else
-			str_appends(out, empty_body);
+			append_empty_body(out, ext);
 		str_printf(out, " %zu", part->body_lines);
 	} else if (text) {
 		str_printf(out, " %zu", part->body_lines);

@@ -27,10 +27,10 @@ void mime_imap_append_nstring(struct str *out, const char *s, unsigned int flags
 /* Appends the ENVELOPE list "(date subject from sender reply-to to cc bcc
  * in-reply-to message-id)". Sender and Reply-To default to From (RFC 3501
  * 7.4.2); an absent or empty address list is NIL; a group is written as
- * (NIL NIL "name" NIL) members (NIL NIL NIL NIL); a mailbox missing its
- * local part or domain gets "MISSING_MAILBOX" / "MISSING_DOMAIN" (as
- * Dovecot), because NIL there would mean a group. env NULL (not a message)
- * gives an envelope of NILs. */
+ * (NIL NIL "name" NIL) members (NIL NIL NIL NIL); a mailbox with an empty
+ * or missing local part or domain ("<>", "To: root") gets "MISSING_MAILBOX"
+ * / "MISSING_DOMAIN" (as Dovecot), because NIL there would mean a group.
+ * env NULL (not a message) gives an envelope of NILs. */
 void mime_imap_envelope(const struct mime_envelope *env, unsigned int flags, struct str *out);
 
 /* Appends the body structure of part (normally the root): with extensions

@@ -1023,8 +1023,6 @@ static size_t count_lines(const char *p, size_t len)
 		n++;
 		q++;
 	}
-	if (len > 0 && p[len - 1] != '\n')
-		n++;
 	return n;
 }
 
@@ -1082,8 +1080,35 @@ static size_t scan_header(struct parse_ctx *ctx, size_t start, size_t end, bool 
 /* Splits [start, end) at lines beginning with "--boundary". Returns the
  * number of parts (regions in *regions_r, caller frees) and sets
  * *closed_r when the close-delimiter was seen. */
+/* A delimiter line: "--boundary" at the start of a line, then "--" for
+ * the close-delimiter. Strict: only transport padding may follow (RFC 2046
+ * 5.1.1 grammar). Loose: anything may follow (the RFC's note allows prefix
+ * matching). Strict matching comes first, so an inner boundary that extends
+ * the outer one ("X" and "XAA", a common mailer habit) is not taken for the
+ * outer delimiter; loose matching is the fallback when no line matched
+ * strictly. A close-delimiter is always accepted loosely.
+ * Returns 0 (no delimiter), 1 (delimiter) or 2 (close). */
+static int delimiter_at(const char *data, size_t pos, size_t end, const char *boundary,
+			size_t blen, bool strict)
+{
+	if (end - pos < 2 + blen || data[pos] != '-' || data[pos + 1] != '-' ||
+	    memcmp(data + pos + 2, boundary, blen) != 0)
+		return 0;
+	size_t q = pos + 2 + blen;
+	bool close = end - q >= 2 && data[q] == '-' && data[q + 1] == '-';
+	if (close)
+		return 2; /* "--X--</html>": junk after a close is common, and safe */
+	if (strict) {
+		while (q < end && (data[q] == ' ' || data[q] == '\t'))
+			q++;
+		if (q < end && data[q] != '\r' && data[q] != '\n')
+			return 0;
+	}
+	return 1;
+}
+
 static size_t split_multipart(const char *data, size_t start, size_t end, const char *boundary,
-			      size_t blen, struct region **regions_r, bool *closed_r)
+			      size_t blen, bool strict, struct region **regions_r, bool *closed_r)
 {
 	struct region *regions = NULL;
 	size_t n = 0, cap = 0;
@@ -1092,10 +1117,9 @@ static size_t split_multipart(const char *data, size_t start, size_t end, const 
 
 	*closed_r = false;
 	while (pos < end) {
-		if (end - pos >= 2 + blen && data[pos] == '-' && data[pos + 1] == '-' &&
-		    memcmp(data + pos + 2, boundary, blen) == 0) {
-			bool close = end - pos >= 4 + blen && data[pos + 2 + blen] == '-' &&
-				     data[pos + 3 + blen] == '-';
+		int delim = delimiter_at(data, pos, end, boundary, blen, strict);
+		if (delim != 0) {
+			bool close = delim == 2;
 			if (part_start != SIZE_MAX) {
 				/* the line end before the delimiter belongs to it */
 				size_t pe = pos;
@@ -1178,7 +1202,12 @@ static struct mime_part *parse_part(struct parse_ctx *ctx, struct mime_part *par
 			struct region *regions;
 			bool closed;
 			size_t n = split_multipart(ctx->data, part->body_start, end, boundary, blen,
-						   &regions, &closed);
+						   true, &regions, &closed);
+			if (n == 0) {
+				free(regions);
+				n = split_multipart(ctx->data, part->body_start, end, boundary,
+						    blen, false, &regions, &closed);
+			}
 			if (!closed)
 				part->flags |= MIME_PART_F_NO_END_BOUNDARY;
 			bool child_digest = strcmp(part->subtype, "digest") == 0;

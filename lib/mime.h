@@ -117,8 +117,9 @@ struct mime_part {
 	 * that precedes the next boundary (RFC 2046 5.1.1). */
 	size_t header_start, header_len;
 	size_t body_start, body_len;
-	/* Lines in the body: LF count, plus one if the body does not end in
-	 * LF and is not empty (IMAP body-fld-lines). */
+	/* Lines in the body (IMAP body-fld-lines): the number of LF. A last
+	 * line without LF (a part "hello" before its boundary) is not
+	 * counted, as Dovecot counts, so that both servers agree. */
 	size_t body_lines;
 	uint32_t flags; /* MIME_PART_F_* */
 

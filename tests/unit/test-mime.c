@@ -203,8 +203,11 @@ START_TEST(test_simple_message)
 	ck_assert_uint_eq(mime_message_size(msg), strlen(m));
 	mime_message_free(&msg);
 
-	/* a body without a final line end still counts its last line */
+	/* lines are LFs: a last line without one is not counted (as Dovecot) */
 	msg = parse("Subject: x\r\n\r\nabc");
+	ck_assert_uint_eq(mime_message_root(msg)->body_lines, 0);
+	mime_message_free(&msg);
+	msg = parse("Subject: x\r\n\r\nabc\r\nd");
 	ck_assert_uint_eq(mime_message_root(msg)->body_lines, 1);
 	mime_message_free(&msg);
 	msg = parse("Subject: x\r\n\r\n");
@@ -240,7 +243,7 @@ START_TEST(test_envelope_fields)
 	       "(\"Fri, 27 Nov 2026 10:00:00 +0700\" \"=?UTF-8?B?UXV54bq/dCDEkOG7i25o?=\tso 12\" "
 	       "((\"Doe, John\" NIL \"john\" \"example.com\")) "
 	       "((NIL NIL \"sec\" \"example.com\")) "
-	       "((NIL NIL \"\" \"\")) "
+	       "((NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) "
 	       "((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) "
 	       "NIL NIL \"<a@b>\" \"<id1@lamdong.gov.vn>\")");
 	struct str dec = STR_INIT;
@@ -328,7 +331,7 @@ START_TEST(test_addresses)
 	ck_str(address_imap("John Doe john@x.com"), "((\"John Doe\" NIL \"john\" \"x.com\"))");
 	ck_str(address_imap("<a@b"), "((NIL NIL \"a\" \"b\"))");
 	ck_str(address_imap("grp: a@b"), "((NIL NIL \"grp\" NIL)(NIL NIL \"a\" \"b\")(NIL NIL NIL NIL))");
-	ck_str(address_imap("@"), "((NIL NIL \"\" \"\"))");
+	ck_str(address_imap("@"), "((NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\"))");
 	ck_str(address_imap(""), "NIL");
 	ck_str(address_imap(" , ,"), "NIL");
 
@@ -476,7 +479,7 @@ START_TEST(test_attachment_params)
 	const struct mime_part *text = root->children, *pdf = text->next;
 
 	ck_str(bodystructure(msg, true, 0),
-	       "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"windows-1258\") NIL NIL \"QUOTED-PRINTABLE\" 20 1 "
+	       "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"windows-1258\") NIL NIL \"QUOTED-PRINTABLE\" 20 0 "
 	       "NIL NIL NIL NIL)"
 	       "(\"APPLICATION\" \"PDF\" (\"NAME\" \"=?UTF-8?B?QsOhbyBjw6FvLnBkZg==?=\") NIL "
 	       "\"=?UTF-8?Q?T=C3=A0i_li=E1=BB=87u?=\" \"BASE64\" 12 NIL "
@@ -677,8 +680,10 @@ START_TEST(test_broken_mime)
 	ck_assert(root->flags & MIME_PART_F_NO_BOUNDARY);
 	ck_assert_ptr_null(root->children);
 	ck_str(bodystructure(msg, true, 0),
-	       "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0) \"MIXED\" NIL "
-	       "NIL NIL NIL)");
+	       "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0 NIL NIL NIL NIL) "
+	       "\"MIXED\" NIL NIL NIL NIL)");
+	ck_str(bodystructure(msg, false, 0),
+	       "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0) \"MIXED\")");
 	mime_message_free(&msg);
 
 	/* boundary never found */
@@ -713,6 +718,32 @@ START_TEST(test_broken_mime)
 	ck_assert_uint_eq(p->next->next->header_len, 1);
 	ck_assert_uint_eq(p->next->next->body_len, 0);
 	ck_assert_uint_eq(p->next->next->body_lines, 0);
+	mime_message_free(&msg);
+
+	/* an inner boundary that extends the outer one: the outer level must
+	 * not split at the inner delimiters (strict matching first) */
+	msg = parse("Content-Type: multipart/related; boundary=\"X\"\r\n\r\n"
+		    "--X\r\nContent-Type: multipart/alternative; boundary=\"XAA\"\r\n\r\n"
+		    "--XAA\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
+		    "--XAA\r\nContent-Type: text/html\r\n\r\n<b>html</b>\r\n--XAA--\r\n\r\n"
+		    "--X\r\nContent-Type: image/gif\r\n\r\nGIF\r\n--X--\r\n");
+	root = mime_message_root(msg);
+	ck_assert_uint_eq(root->child_count, 2);
+	ck_assert_str_eq(root->children->subtype, "alternative");
+	ck_assert_uint_eq(root->children->child_count, 2);
+	ck_assert_str_eq(root->children->children->next->subtype, "html");
+	ck_assert_uint_eq(root->children->children->next->body_len, 11);
+	ck_assert_str_eq(root->children->next->subtype, "gif");
+	ck_assert(!(root->flags & MIME_PART_F_NO_END_BOUNDARY));
+	mime_message_free(&msg);
+
+	/* delimiters followed by junk only: prefix matching as the fallback */
+	msg = parse("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b junk\r\n\r\none\r\n"
+		    "--b=x\r\n\r\ntwo\r\n--b--junk\r\n");
+	root = mime_message_root(msg);
+	ck_assert_uint_eq(root->child_count, 2);
+	ck_assert_uint_eq(root->children->next->body_len, 3);
+	ck_assert(!(root->flags & MIME_PART_F_NO_END_BOUNDARY));
 	mime_message_free(&msg);
 
 	/* NUL bytes and 8-bit in the header */
@@ -849,7 +880,7 @@ START_TEST(test_limits)
 	msg = mime_parse(m.s, m.len);
 	ck_assert_uint_eq(strlen(mime_message_root(msg)->envelope->subject), big);
 	ck_assert_uint_eq(mime_message_root(msg)->children->body_len, big);
-	ck_assert_uint_eq(mime_message_root(msg)->children->body_lines, 1);
+	ck_assert_uint_eq(mime_message_root(msg)->children->body_lines, 0);
 	mime_message_free(&msg);
 
 	/* many lines that almost match the boundary */
