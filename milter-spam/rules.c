@@ -4,6 +4,7 @@
 #include "charset.h"
 #include "rules.h"
 #include "str.h"
+#include "utf8.h"
 #include "xalloc.h"
 
 #include <stdint.h>
@@ -294,7 +295,160 @@ static bool ends_with_label(const char *d, size_t dl, const char *l, size_t ll)
 	return dl > ll && d[dl - ll - 1] == '.' && strncasecmp(d + dl - ll, l, ll) == 0;
 }
 
+/* RFC 3492 decoding of one "xn--" label's payload into code points;
+ * returns the count, or -1 for invalid input. */
+#define PUNY_MAX 64
+static int punycode_decode(const char *in, size_t len, uint32_t *out)
+{
+	enum { BASE = 36, TMIN = 1, TMAX = 26, SKEW = 38, DAMP = 700 };
+	size_t n_out = 0, b = 0;
+	for (size_t j = 0; j < len; j++)
+		if (in[j] == '-')
+			b = j;
+	if (b > PUNY_MAX)
+		return -1;
+	for (size_t j = 0; j < b; j++) {
+		if ((unsigned char)in[j] >= 0x80)
+			return -1;
+		out[n_out++] = (unsigned char)in[j];
+	}
+	uint32_t n = 128, bias = 72;
+	uint64_t i = 0;
+	for (size_t pos = b > 0 ? b + 1 : 0; pos < len;) {
+		uint64_t oldi = i, w = 1;
+		for (uint32_t k = BASE;; k += BASE) {
+			if (pos >= len)
+				return -1;
+			char c = in[pos++];
+			uint32_t digit = c >= '0' && c <= '9'   ? (uint32_t)(c - '0' + 26)
+			                 : c >= 'a' && c <= 'z' ? (uint32_t)(c - 'a')
+			                 : c >= 'A' && c <= 'Z' ? (uint32_t)(c - 'A')
+			                                        : BASE;
+			if (digit >= BASE)
+				return -1;
+			i += digit * w;
+			uint32_t t = k <= bias ? TMIN : k >= bias + TMAX ? TMAX : k - bias;
+			if (i > 0x10FFFF * (uint64_t)(PUNY_MAX + 1))
+				return -1;
+			if (digit < t)
+				break;
+			w *= BASE - t;
+			if (w > 0x10FFFF)
+				return -1;
+		}
+		if (n_out >= PUNY_MAX)
+			return -1;
+		uint64_t delta = oldi == 0 ? (i - oldi) / DAMP : (i - oldi) / 2;
+		delta += delta / (n_out + 1);
+		uint32_t k = 0;
+		while (delta > ((BASE - TMIN) * TMAX) / 2) {
+			delta /= BASE - TMIN;
+			k += BASE;
+		}
+		bias = k + (uint32_t)(((BASE - TMIN + 1) * delta) / (delta + SKEW));
+		n += (uint32_t)(i / (n_out + 1));
+		i %= n_out + 1;
+		if (n > 0x10FFFF)
+			return -1;
+		memmove(out + i + 1, out + i, (n_out - i) * sizeof(*out));
+		out[i++] = n;
+		n_out++;
+	}
+	return (int)n_out;
+}
+
+/* Latin look-alikes of Cyrillic and Greek letters. */
+static uint32_t homoglyph(uint32_t cp)
+{
+	static const struct {
+		uint32_t from, to;
+	} map[] = {
+	    {0x0430, 'a'}, {0x0435, 'e'}, {0x043e, 'o'}, {0x0440, 'p'}, {0x0441, 'c'},
+	    {0x0443, 'y'}, {0x0445, 'x'}, {0x0456, 'i'}, {0x0458, 'j'}, {0x04cf, 'l'},
+	    {0x0501, 'd'}, {0x051b, 'q'}, {0x051d, 'w'}, {0x0455, 's'}, {0x0261, 'g'},
+	    {0x03bf, 'o'}, {0x03b1, 'a'}, {0x03b9, 'i'}, {0x03ba, 'k'}, {0x03bd, 'v'},
+	    {0x03c1, 'p'}, {0x0131, 'i'}, {0x0578, 'n'}, {0x057d, 'u'},
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (map[i].from == cp)
+			return map[i].to;
+	return cp;
+}
+
+/* The ASCII form a reader sees in an internationalised domain: "xn--"
+ * labels decoded, raw UTF-8 read as it is, diacritics dropped (â -> a,
+ * đ -> d: "lâmđồng.gov.vn"), Cyrillic/Greek look-alikes mapped to Latin.
+ * Returns false when the domain is plain ASCII without "xn--" labels (no
+ * disguise possible) or does not fold to ASCII. */
+static bool idn_skeleton(const char *d, char *out, size_t size)
+{
+	bool idn = false;
+	size_t o = 0;
+	const char *p = d;
+	while (*p != '\0') {
+		const char *dot = strchr(p, '.');
+		size_t ll = dot ? (size_t)(dot - p) : strlen(p);
+		uint32_t cps[PUNY_MAX + 1];
+		int n = 0;
+		if (ll > 4 && strncasecmp(p, "xn--", 4) == 0) {
+			n = punycode_decode(p + 4, ll - 4, cps);
+			if (n < 0)
+				return false;
+			idn = true;
+		} else {
+			for (size_t k = 0; k < ll && n < PUNY_MAX;) {
+				uint32_t cp;
+				size_t used = utf8_decode(p + k, ll - k, &cp);
+				if (cp >= 0x80)
+					idn = true;
+				cps[n++] = cp;
+				k += used;
+			}
+		}
+		for (int k = 0; k < n; k++) {
+			uint32_t cp = utf8_search_fold(homoglyph(cps[k]));
+			if (cp == 0)
+				continue; /* a combining mark */
+			cp = homoglyph(cp);
+			if (cp >= 0x80 || o + 2 >= size)
+				return false;
+			out[o++] = (char)(cp >= 'A' && cp <= 'Z' ? cp + 32 : cp);
+		}
+		if (dot == NULL)
+			break;
+		out[o++] = '.';
+		p = dot + 1;
+	}
+	out[o] = '\0';
+	return idn;
+}
+
+static int lookalike_ascii(const char *domain, const char *locals);
+
 int rules_lookalike(const char *domain, const char *locals)
+{
+	char skel[256];
+	if (strlen(domain) <= 253 && idn_skeleton(domain, skel, sizeof(skel))) {
+		/* An internationalised name that reads as one of ours (or as a
+		 * look-alike of one) is a disguise: no such name is ours. */
+		char *copy = xstrdup(locals);
+		char *save = NULL;
+		int idx = 0, found = 0;
+		for (char *l = strtok_r(copy, ", \t", &save); l && !found;
+		     l = strtok_r(NULL, ", \t", &save)) {
+			idx++;
+			size_t ll = strlen(l), sl = strlen(skel);
+			if ((sl == ll && strcasecmp(skel, l) == 0) ||
+			    ends_with_label(skel, sl, l, ll))
+				found = idx;
+		}
+		free(copy);
+		return found ? found : lookalike_ascii(skel, locals);
+	}
+	return lookalike_ascii(domain, locals);
+}
+
+static int lookalike_ascii(const char *domain, const char *locals)
 {
 	size_t dl = strlen(domain);
 	if (dl == 0 || dl > 253)

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "milter-spam/rules.h"
 #include "milter-spam/scan.h"
@@ -46,6 +47,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			dom[i] = data[i] ? (char)data[i] : 'x';
 		dom[size] = '\0';
 		(void)rules_lookalike(dom, "lamdong.gov.vn sotttt.lamdong.gov.vn");
+		/* The same bytes as a punycode label. */
+		char idn[320] = "xn--";
+		memcpy(idn + 4, dom, size + 1);
+		(void)rules_lookalike(idn, "lamdong.gov.vn");
 	}
 	return 0;
 }

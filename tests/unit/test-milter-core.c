@@ -284,6 +284,16 @@ START_TEST(test_lookalike)
 	ck_assert_int_eq(rules_lookalike("lamdnog.gov.vn", locals), 1);
 	ck_assert_int_eq(rules_lookalike("lamdong.gov.vn.example.com", locals), 1);
 	ck_assert_int_eq(rules_lookalike("LAMDONG-GOV.VN", locals), 1);
+	/* Internationalised disguises: Vietnamese diacritics ("lâmđồng"),
+	 * a Cyrillic "а", as punycode or raw UTF-8. */
+	ck_assert_int_eq(rules_lookalike("xn--lmng-boa7zy25p.gov.vn", locals), 1);
+	ck_assert_int_eq(rules_lookalike("XN--LMDONG-3NF.gov.vn", locals), 1);
+	ck_assert_int_eq(rules_lookalike("l\xc3\xa2m\xc4\x91\xe1\xbb\x93ng.gov.vn", locals), 1);
+	ck_assert_int_eq(rules_lookalike("xn--lmng-gov-iza58bf71y.vn", locals), 1);
+	ck_assert_int_eq(rules_lookalike("mail.xn--lmng-boa7zy25p.gov.vn", locals), 1);
+	ck_assert_int_eq(rules_lookalike("xn--bcher-kva.example", locals), 0);
+	ck_assert_int_eq(rules_lookalike("xn--invalid-!!.gov.vn", locals), 0);
+	ck_assert_int_eq(rules_lookalike("xn--.gov.vn", locals), 0);
 	/* Ours, our subdomains, and unrelated domains are not. */
 	ck_assert_int_eq(rules_lookalike("lamdong.gov.vn", locals), 0);
 	ck_assert_int_eq(rules_lookalike("LamDong.Gov.Vn.", locals), 0);
