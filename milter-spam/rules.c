@@ -179,6 +179,16 @@ void rules_examine(const char *data, size_t len, const struct mime_message *msg,
 				break;
 			}
 		}
+		for (const struct mime_address *a = env->reply_to; a != NULL; a = a->next) {
+			if (a->kind == MIME_ADDR_MAILBOX && a->host != NULL && a->host[0] != '\0') {
+				snprintf(f->reply_to_domain, sizeof(f->reply_to_domain), "%s",
+				         a->host);
+				for (char *c = f->reply_to_domain; *c; c++)
+					if (*c >= 'A' && *c <= 'Z')
+						*c = (char)(*c + 32);
+				break;
+			}
+		}
 	}
 	struct str body = STR_INIT;
 	for (const struct mime_part *p = root; p != NULL; p = mime_part_next(p)) {

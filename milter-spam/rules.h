@@ -20,6 +20,8 @@ struct rule_facts {
 	/* The display name of that address, RFC 2047 decoded, lower-case
 	 * ASCII, truncated ("" if none). */
 	char from_name[RULES_NAME_MAX];
+	/* The domain of the first Reply-To: address, lower-case ("" if none). */
+	char reply_to_domain[256];
 	/* Structure the parser had to repair (no boundary, bad Content-Type,
 	 * NUL bytes, unterminated multipart). */
 	bool bad_mime;

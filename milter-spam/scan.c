@@ -476,6 +476,8 @@ static int scan_locked(struct scanner *sc, const struct scan_config *cfg,
 	if (outside && from_local && !(sender_local && spf == SPF_RES_PASS))
 		hit(res, &score, "LOCAL_FROM_OUTSIDE", cfg->w_local_outside);
 	if ((facts.from_domain[0] && rules_lookalike(facts.from_domain, cfg->local_domains)) ||
+	    (facts.reply_to_domain[0] &&
+	     rules_lookalike(facts.reply_to_domain, cfg->local_domains)) ||
 	    (sender_domain[0] && rules_lookalike(sender_domain, cfg->local_domains)))
 		hit(res, &score, "LOOKALIKE_DOMAIN", cfg->w_lookalike);
 	if (!trusted && !authenticated && rules_display_name_spoof(&facts, cfg->local_domains))

@@ -8,7 +8,7 @@
  *   SPF_PASS SPF_FAIL SPF_SOFTFAIL SPF_FAIL_LOCAL  envelope sender (libspf2)
  *   LOCAL_FROM_OUTSIDE  From: in a local domain, not authenticated, not
  *                       from trusted_networks, no SPF pass for a local sender
- *   LOOKALIKE_DOMAIN    From:/envelope domain imitating a local domain
+ *   LOOKALIKE_DOMAIN    From:/Reply-To:/envelope domain imitating a local one
  *   DISPLAY_NAME_SPOOF  From: display name showing a local address over an
  *                       outside one (not for trusted or authenticated mail)
  *   DNSBL_<zone> DNSWL_<zone>

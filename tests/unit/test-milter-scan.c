@@ -426,6 +426,18 @@ START_TEST(test_scan_rules)
 	scan_result_free(&r);
 	str_free(&m);
 
+	/* Replies steered to a look-alike domain. */
+	struct str m4 = STR_INIT;
+	make_msg(&m4, ham_words, 8, "vanthu@lamdong.gov.vn");
+	struct str m5 = STR_INIT;
+	str_appends(&m5, "Reply-To: <vanthu@lamdomg.gov.vn>\r\n");
+	str_append(&m5, m4.s, m4.len);
+	r = score(&env, &m5);
+	ck_assert_msg(has_test(&r, "LOOKALIKE_DOMAIN"), "%s", r.tests.s);
+	scan_result_free(&r);
+	str_free(&m4);
+	str_free(&m5);
+
 	/* A local address shown in the display name of an outside address. */
 	struct str m3 = STR_INIT;
 	make_msg(&m3, ham_words, 6, "\"vanthu@lamdong.gov.vn\" <x@example.com>");
