@@ -10,7 +10,10 @@
  4. a bounce is never sent to the null sender;
  5. one message for two domains: one transaction per domain, each with all
     of its recipients;
- 6. a bounce for a remote sender is queued from <> and delivered there."""
+ 6. a bounce for a remote sender is queued from <> and delivered there;
+ 7. DSN parameters (NOTIFY, ORCPT, RET, ENVID) and SMTPUTF8 reach the remote:
+    Postfix answers NOTIFY=SUCCESS with its own success notification, and
+    takes a UTF-8 recipient."""
 
 import os
 import shutil
@@ -132,6 +135,29 @@ def main():
         sc.check(b"Final-Recipient: rfc822; nobody@" + D.encode() in bounces[0]
                  and b"Subject: sixth" in bounces[0], "it reports the failed recipient")
         sc.check(oc.wait_for(lambda: oc.queue_list(server) == []), "queue empty after the bounce")
+
+        # 7. DSN parameters and SMTPUTF8 pass through
+        c = server.smtp("smtp")
+        c.ehlo("client.test")
+        c.mail(SENDER, ["RET=HDRS", "ENVID=env7"])
+        code, _ = c.rcpt("hoa@" + D, ["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;hoa@" + D])
+        sc.check(code == 250, "RCPT with DSN parameters accepted")
+        code, _ = c.data(sc.message("seventh", sender=SENDER, to="hoa@" + D))
+        sc.check(code == 250, "DATA accepted")
+        n = len(pf.delivered())
+        c.sendmail(SENDER, ["nguy\u1ec5n@" + D],
+                   sc.message("eighth", sender=SENDER, to="x@" + D).encode(),
+                   mail_options=["SMTPUTF8"])
+        c.quit()
+        got = pf.wait_delivered(n + 2)
+        sc.check(len(got) == n + 2, "both delivered:\n" + server.log() + pf.log())
+        plog = pf.log()
+        sc.check(oc.wait_for(lambda: "sender delivery status notification" in pf.log()),
+                 "NOTIFY=SUCCESS reached Postfix:\n" + pf.log())
+        sc.check(any("nguy\u1ec5n@" + D in l and "status=sent" in l
+                     for l in pf.log().splitlines()), "the UTF-8 recipient was delivered:\n"
+                 + plog)
+        sc.check(oc.wait_for(lambda: oc.queue_list(server) == []), "queue empty")
 
         rc = server.stop()
         sc.check(rc == 0, "congvu-smtpd stops cleanly on SIGTERM (rc %r)" % rc)
