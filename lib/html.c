@@ -9,7 +9,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define TAG_NAME_MAX 16
 #define ENTITY_NAME_MAX 10
 
 struct html_ctx {
@@ -271,12 +270,10 @@ static size_t parse_tag(struct html_ctx *ctx, const char *s, size_t len)
 			   (s[i] >= '0' && s[i] <= '9')))
 		i++;
 	size_t name_len = (size_t)(s + i - name);
-	if (name_len == 0 || name_len > TAG_NAME_MAX * 4) {
-		/* "<" that does not start a tag: plain text */
-		if (name_len == 0 && !end_tag) {
-			emit_text(ctx, "<", 1);
-			return 1;
-		}
+	if (name_len == 0 && !end_tag) {
+		/* "<" that does not start a tag ("a < b"): plain text */
+		emit_text(ctx, "<", 1);
+		return 1;
 	}
 	if (name_in(name, name_len, block_tags))
 		block_break(ctx);
