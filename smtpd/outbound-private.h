@@ -62,6 +62,9 @@ struct ob_dest {
 	char *name;               /* destination domain, or the smart host */
 	unsigned active;
 	struct ob_job *wait_head, *wait_tail;
+	/* no server of the destination could be reached: the jobs still
+	 * waiting for it in this round are deferred without trying */
+	char *down_error;
 	struct ob_dest *next;
 };
 
@@ -121,6 +124,7 @@ struct ob {
 	struct ob_job *jobs;
 	struct commit *commits, *commits_tail;
 	struct defer *commit_defer;
+	struct defer *wake_defer; /* starts jobs waiting for a destination slot */
 	struct sts_entry *sts;
 	bool stopping;
 };

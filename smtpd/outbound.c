@@ -97,6 +97,7 @@ static void dest_release(struct ob *ob, struct ob_dest *d)
 		}
 	}
 	free(d->name);
+	free(d->down_error);
 	free(d);
 }
 
@@ -394,14 +395,34 @@ static void job_complete(struct ob_job *job, const struct outbound_result *res, 
 	d->active--;
 	job_free(job);
 	msg->jobs_left--;
-	if (d->wait_head != NULL && d->active < ob->cfg->dest_concurrency && !ob->stopping) {
-		struct ob_job *next = d->wait_head;
-		d->wait_head = next->next_wait;
-		if (d->wait_head == NULL)
-			d->wait_tail = NULL;
-		job_start(next);
-	} else {
+	if (d->wait_head != NULL)
+		defer_schedule(ob->wake_defer);
+	else
 		dest_release(ob, d);
+}
+
+/* Starts the jobs waiting for a destination slot, from the loop rather than
+ * from job_complete, so that jobs failing at once do not recurse. */
+static void wake_waiting(void *ctx)
+{
+	struct ob *ob = ctx;
+	if (ob->stopping)
+		return;
+	struct ob_dest *d = ob->dests;
+	while (d != NULL) {
+		/* held (active + 1) so that a job ending at once cannot free it */
+		d->active++;
+		while (d->wait_head != NULL && d->active - 1 < ob->cfg->dest_concurrency) {
+			struct ob_job *job = d->wait_head;
+			d->wait_head = job->next_wait;
+			if (d->wait_head == NULL)
+				d->wait_tail = NULL;
+			job_start(job);
+		}
+		d->active--;
+		struct ob_dest *next_d = d->next;
+		dest_release(ob, d);
+		d = next_d;
 	}
 }
 
@@ -449,7 +470,9 @@ static void session_end(struct ob_job *job)
 		job_set_error(job, "%s: %s", job->mta, serr);
 		if (strncmp(serr, "TLS required", 12) == 0)
 			job->tls_refused = true;
-		if (!perm)
+		if (perm)
+			job->last_perm = true;
+		else
 			job->any_temp = true;
 		log_info("event=outbound_session queue_id=%" PRIu64 " domain=%s relay=%s error=\"%s\"",
 			 job->msg->id, job->domain, job->mta, serr);
@@ -672,6 +695,9 @@ static void job_next_host(struct ob_job *job)
 		/* every host failed before a transaction: temporary unless each
 		 * one refused us outright and none failed for a passing reason */
 		bool perm = job->last_perm && !job->any_temp;
+		if (!perm && !job->tls_refused && job->dest->down_error == NULL)
+			job->dest->down_error = xstrdup(job->last_error ? job->last_error
+									: "no server reachable");
 		/* RFC 3463: 4.7.4 security features not supported (as Postfix) */
 		job_fail_all(job, perm ? SMTPC_R_PERM : SMTPC_R_TEMP,
 			     perm ? "5.4.0" : job->tls_refused ? "4.7.4" : "4.4.1",
@@ -779,6 +805,16 @@ static void job_start(struct ob_job *job)
 {
 	job->dest->active++;
 	job->host_i = 0;
+	if (job->dest->down_error != NULL) {
+		/* its other messages just failed to reach any server (Postfix's
+		 * dead destination, for one round) */
+		struct str e = STR_INIT;
+		str_printf(&e, "destination not tried, unreachable just now: %s",
+			   job->dest->down_error);
+		job_fail_all(job, SMTPC_R_TEMP, "4.4.1", e.s);
+		str_free(&e);
+		return;
+	}
 	if (job->cfg->relay_host[0] != '\0') {
 		/* the smart host is ours: no MX and no MTA-STS */
 		job->hosts = xcalloc(1, sizeof(*job->hosts));
@@ -1142,6 +1178,7 @@ int outbound_main(const struct outbound_args *args)
 		ob.notify_io = io_add(ob.loop, nfd, IO_READ, notify_io, &ob);
 	ob.scan_to = timeout_add(ob.loop, 0, scan, &ob);
 	ob.commit_defer = defer_new(ob.loop, commit_all, &ob);
+	ob.wake_defer = defer_new(ob.loop, wake_waiting, &ob);
 	if (args->parent_fd >= 0)
 		ob.parent = frame_chan_new(ob.loop, args->parent_fd, DFRAME_RELOAD_MAX,
 					   on_parent_frame, on_parent_gone, &ob);
@@ -1172,6 +1209,7 @@ int outbound_main(const struct outbound_args *args)
 		struct ob_dest *d = ob.dests;
 		ob.dests = d->next;
 		free(d->name);
+		free(d->down_error);
 		free(d);
 	}
 	log_info("event=stopped process=outbound");
@@ -1181,6 +1219,7 @@ int outbound_main(const struct outbound_args *args)
 	io_remove(&ob.notify_io);
 	timeout_remove(&ob.scan_to);
 	defer_free(&ob.commit_defer);
+	defer_free(&ob.wake_defer);
 	dnsr_free(&ob.dns);
 	store_close(&ob.store);
 	frame_chan_free(&ob.parent);

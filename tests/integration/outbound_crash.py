@@ -53,6 +53,18 @@ def main():
         sc.check(oc.wait_for(all_deferred), "%d deferred while the remote is down: %r\n%s"
                  % (N, oc.queue_list(server), server.log()))
 
+        # a flush makes all due in one round: two connections are refused
+        # (outbound_destination_concurrency = 2), the others are deferred
+        # without trying the dead destination again
+        oc.queue_cmd(server, "flush")
+        sc.check(oc.wait_for(lambda: server.log().count("event=deferred ") >= 2 * N),
+                 "second attempt of every message:\n" + server.log())
+        log = server.log()
+        tried = log.count("event=outbound_connect ")
+        sc.check("destination not tried, unreachable just now" in log,
+                 "the dead destination is not tried again in the same round:\n" + log)
+        sc.check(tried < 2 * N, "fewer connections than attempts (%d)" % tried)
+
         server.stop(sig=signal.SIGKILL)
         time.sleep(0.5)
         q = oc.queue_list(server)
