@@ -44,7 +44,18 @@ struct fetch_state {
 	size_t n_uids, next;
 	uint32_t *seen_changed;      /* UIDs whose \Seen this FETCH set (sorted) */
 	size_t n_seen_changed;
+	/* a large whole message being streamed: its literal's bytes are read in
+	 * slices as the client takes them, then trailer ends the response */
+	bool streaming;
+	uint8_t stream_blob[STORE_BLOB_ID_LEN];
+	uint64_t stream_off, stream_left;
+	struct str trailer;
 };
+
+/* Whole messages at least this large are streamed rather than built in
+ * memory; each slice is read in its own short read transaction. */
+#define STREAM_MIN (256 * 1024)
+#define STREAM_SLICE (128 * 1024)
 
 #define BATCH_OUTPUT (256 * 1024)
 
@@ -507,6 +518,19 @@ static bool fetch_one(struct imap_cmd *cmd, struct fetch_state *st, struct store
 			break;
 		case F_SECTION: {
 			bool none;
+			if (it->spec[0] == '\0' && !it->partial && rec->size >= STREAM_MIN &&
+			    i + 1 == st->n_items) {
+				/* the literal's bytes follow from fetch_stream(); what
+				 * comes after it in the response goes to the trailer */
+				str_printf(o, "%s {%llu}\r\n", it->label, (unsigned long long)rec->size);
+				st->streaming = true;
+				memcpy(st->stream_blob, rec->blob, STORE_BLOB_ID_LEN);
+				st->stream_off = 0;
+				st->stream_left = rec->size;
+				str_truncate(&st->trailer, 0);
+				o = &st->trailer;
+				break;
+			}
 			str_truncate(&tmp, 0);
 			if (!section_bytes(&m, it->spec, &tmp, &none)) {
 				ok = m.failed;
@@ -580,8 +604,10 @@ static bool fetch_one(struct imap_cmd *cmd, struct fetch_state *st, struct store
 	str_appends(o, ")\r\n");
 	mime_message_free(&m.mime);
 	free(m.data);
-	if (!ok || m.failed)
-		str_truncate(o, start);
+	if (!ok || m.failed) {
+		str_truncate(&s->out, start);
+		st->streaming = false;
+	}
 	return ok;
 }
 
@@ -614,6 +640,47 @@ static int seen_fn(struct store_txn *txn, void *ctx, const char **error_r)
 	return 0;
 }
 
+static enum cmd_result fetch_batch(struct imap_cmd *cmd);
+
+/* The next slice of a streamed literal. The bytes are content-addressed
+ * and immutable; if the message was expunged and its bytes freed since,
+ * the literal cannot be completed and the connection is closed. */
+static enum cmd_result fetch_stream(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	struct fetch_state *st = cmd->state;
+	struct store_txn *txn;
+	const char *err;
+	size_t n = st->stream_left < STREAM_SLICE ? (size_t)st->stream_left : STREAM_SLICE;
+	if (store_read_begin(s->d->store, &txn, &err) == 0) {
+		str_reserve(&s->out, n);
+		int ret = store_txn_blob_read(txn, st->stream_blob, st->stream_off,
+					      s->out.s + s->out.len, n, &err);
+		store_read_end(&txn);
+		if (ret == 0) {
+			s->out.len += n;
+			s->out.s[s->out.len] = '\0';
+			st->stream_off += n;
+			st->stream_left -= n;
+			if (st->stream_left > 0)
+				return CMD_MORE;
+			str_append(&s->out, st->trailer.s ? st->trailer.s : "", st->trailer.len);
+			st->streaming = false;
+			return fetch_batch(cmd);
+		}
+	}
+	log_err("session=%u user=%s error=\"streaming a message: %s\"", s->id, s->user, err);
+	str_appends(&s->out, "\r\n* BYE Message vanished while it was being sent\r\n");
+	session_close(s, "message vanished during FETCH");
+	return CMD_DONE;
+}
+
+static void fetch_cleanup(struct imap_cmd *cmd)
+{
+	struct fetch_state *st = cmd->state;
+	str_free(&st->trailer);
+}
+
 static enum cmd_result fetch_batch(struct imap_cmd *cmd)
 {
 	struct imap_session *s = cmd->s;
@@ -643,6 +710,11 @@ static enum cmd_result fetch_batch(struct imap_cmd *cmd)
 			if (unknown_cte)
 				return cmd_no(cmd, "[UNKNOWN-CTE] Unknown content transfer encoding");
 			return cmd_bad(cmd, "Invalid FETCH section");
+		}
+		if (st->streaming) {
+			store_read_end(&txn);
+			cmd->resume = fetch_stream;
+			return CMD_MORE; /* the literal's bytes when the output drains */
 		}
 		if (s->out.len >= BATCH_OUTPUT) {
 			store_read_end(&txn);
@@ -685,6 +757,7 @@ enum cmd_result cmd_fetch(struct imap_cmd *cmd)
 		return cmd_bad(cmd, "FETCH expects a sequence set and items");
 	struct fetch_state *st = p_malloc(cmd->pool, sizeof(*st));
 	cmd->state = st;
+	cmd->cleanup = fetch_cleanup;
 	if (parse_items(st, &cmd->args[1], cmd->pool) < 0)
 		return cmd_bad(cmd, "Invalid FETCH items");
 	if (cmd->n_args == 3) {

@@ -173,6 +173,7 @@ static void cmd_finished(struct imap_session *s)
 	bool allow_expunge = cmd == NULL || cmd->def == NULL ||
 			     !((cmd->def->flags & CMDF_NO_EXPUNGE) && !cmd->uid);
 	cmd_free(&s->cmd);
+	timeout_remove(&s->yield_timer);
 	s->mode = MODE_COMMANDS;
 	if (s->state == IMAP_SELECTED && !s->closing)
 		session_sync(s, allow_expunge);
@@ -197,8 +198,9 @@ static void yield_cb(void *ctx)
 {
 	struct imap_session *s = ctx;
 	timeout_remove(&s->yield_timer);
-	if (s->closing || s->cmd == NULL)
+	if (s->closing || s->cmd == NULL || !s->cmd->yielding)
 		return;
+	s->cmd->yielding = false;
 	s->in_callback = true;
 	run_command(s, s->cmd, false);
 	if (s->cmd == NULL && !s->closing)
@@ -220,8 +222,11 @@ static void run_command(struct imap_session *s, struct imap_cmd *cmd, bool first
 		return;
 	}
 	session_flush(s); /* CMD_MORE: resumed on CONN_EV_DRAINED */
-	if (res == CMD_YIELD && s->yield_timer == NULL)
-		s->yield_timer = timeout_add(s->d->loop, 0, yield_cb, s);
+	if (res == CMD_YIELD) {
+		cmd->yielding = true;
+		if (s->yield_timer == NULL)
+			s->yield_timer = timeout_add(s->d->loop, 0, yield_cb, s);
+	}
 }
 
 static void dispatch(struct imap_session *s, struct imap_command *parsed)
@@ -447,7 +452,8 @@ static void conn_event(struct conn *conn, enum conn_event ev, void *ctx)
 		session_input(s);
 		break;
 	case CONN_EV_DRAINED:
-		if (s->cmd != NULL && s->cmd->resume != NULL && s->mode == MODE_COMMANDS)
+		if (s->cmd != NULL && s->cmd->resume != NULL && !s->cmd->yielding &&
+		    s->mode == MODE_COMMANDS)
 			run_command(s, s->cmd, false);
 		if (s->cmd == NULL && !s->closing)
 			session_input(s);

@@ -108,6 +108,7 @@ struct imap_cmd {
 	void *state;                  /* a handler's own, in pool */
 	enum cmd_result (*resume)(struct imap_cmd *cmd); /* CMD_MORE: called instead of def->fn */
 	void (*cleanup)(struct imap_cmd *cmd); /* frees what is not in pool */
+	bool yielding;                /* CMD_YIELD: resumed by the timer only */
 };
 
 enum session_mode {

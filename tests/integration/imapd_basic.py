@@ -110,6 +110,25 @@ def run(srv):
           b"\\Seen" in b"".join(x if isinstance(x, bytes) else x[0] for x in data),
           "BODY[...] sets \\Seen and reports FLAGS")
 
+    # a large message is streamed (a literal sent in slices)
+    big = (b"Subject: big one\r\nContent-Type: text/plain\r\n\r\n" +
+           b"".join(b"line %07d of a large message\r\n" % i for i in range(60000)))
+    typ, data = M.append("Sent", None, None, big)
+    check(typ == "OK", "APPEND of a %d KB message" % (len(big) // 1024))
+    M.select("Sent")
+    typ, data = M.fetch("1", "(UID BODY.PEEK[])")
+    check(data[0][1] == big and b"UID 1" in data[0][0], "streamed BODY[] is byte-exact")
+    M.append("Sent", None, None, big[:-20] + b"tail\r\n")
+    typ, data = M.uid("fetch", "1:*", "(BODY.PEEK[])")
+    got = [x for x in data if isinstance(x, tuple)]
+    check(len(got) == 2 and got[0][1] == big and got[1][1].endswith(b"tail\r\n") and
+          b"UID 2" in (data[-1] if isinstance(data[-1], bytes) else b"") + got[1][0] +
+          b"".join(x for x in data if isinstance(x, bytes)),
+          "two streamed messages in one UID FETCH, UID after the literal")
+    typ, data = M.fetch("1", "(BODY[]<1000.20>)")
+    check(data[0][1] == big[1000:1020], "partial of a large message")
+    M.select("INBOX")
+
     # SEARCH with Vietnamese folding
     def search(*crit, charset=None):
         typ, data = M.search(charset, *crit)
