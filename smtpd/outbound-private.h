@@ -126,6 +126,7 @@ struct ob {
 	struct defer *commit_defer;
 	struct defer *wake_defer; /* starts jobs waiting for a destination slot */
 	struct sts_entry *sts;
+	char *sts_cache_path;     /* global.data_dir/mta-sts.cache */
 	bool stopping;
 };
 
@@ -142,5 +143,8 @@ void outbound_sts_get(struct ob_job *job);
 /* The job is being freed: it no longer waits for a policy. */
 void outbound_sts_job_gone(struct ob_job *job);
 void outbound_sts_free_all(struct ob *ob);
+/* Reads the policies saved by an earlier run (RFC 8461 5.1: a cache that
+ * outlives restarts, so a policy host kept unreachable cannot downgrade). */
+void outbound_sts_load(struct ob *ob);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -118,6 +119,91 @@ static void sts_timeout(void *ctx)
 	sts_failed(ctx, "policy fetch timed out");
 }
 
+/* One line per unexpired policy: DOMAIN ID EXPIRES MODE MAX_AGE MX...
+ * (every field checked on reading), written to a new file then renamed. */
+static void sts_save(struct ob *ob)
+{
+	struct str tmp = STR_INIT;
+	str_printf(&tmp, "%s.tmp", ob->sts_cache_path);
+	FILE *f = fopen(tmp.s, "w");
+	if (f == NULL) {
+		log_warn("event=mta_sts_cache_failed path=%s error=\"%s\"", tmp.s, strerror(errno));
+		str_free(&tmp);
+		return;
+	}
+	int64_t now = outbound_now();
+	static const char *const modes[] = { "none", "testing", "enforce" };
+	for (const struct sts_entry *e = ob->sts; e != NULL; e = e->next) {
+		if (!e->have_policy || e->expires <= now)
+			continue;
+		fprintf(f, "%s %s %" PRId64 " %s %" PRIu32, e->domain, e->id, e->expires,
+			modes[e->policy.mode], e->policy.max_age);
+		for (size_t i = 0; i < e->policy.n_mx; i++)
+			fprintf(f, " %s", e->policy.mx[i]);
+		fputc('\n', f);
+	}
+	bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+	ok = fclose(f) == 0 && ok;
+	if (!ok || rename(tmp.s, ob->sts_cache_path) < 0) {
+		log_warn("event=mta_sts_cache_failed path=%s error=\"%s\"", ob->sts_cache_path,
+			 strerror(errno));
+		unlink(tmp.s);
+	}
+	str_free(&tmp);
+}
+
+void outbound_sts_load(struct ob *ob)
+{
+	FILE *f = fopen(ob->sts_cache_path, "r");
+	if (f == NULL)
+		return;
+	char line[8192];
+	int64_t now = outbound_now();
+	size_t loaded = 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *save = NULL;
+		char *domain = strtok_r(line, " \n", &save);
+		char *id = strtok_r(NULL, " \n", &save);
+		char *expires = strtok_r(NULL, " \n", &save);
+		char *mode = strtok_r(NULL, " \n", &save);
+		char *age = strtok_r(NULL, " \n", &save);
+		if (domain == NULL || age == NULL || strlen(id) > 32 || strlen(domain) > 253)
+			continue;
+		int64_t exp = strtoll(expires, NULL, 10);
+		if (exp <= now)
+			continue;
+		/* the policy goes through the same parser as a fetched one */
+		struct str text = STR_INIT;
+		str_printf(&text, "version: STSv1\nmode: %s\nmax_age: %s\n", mode, age);
+		for (char *mx = strtok_r(NULL, " \n", &save); mx != NULL;
+		     mx = strtok_r(NULL, " \n", &save))
+			str_printf(&text, "mx: %s\n", mx);
+		struct mta_sts_policy pol;
+		const char *why;
+		char idbuf[33];
+		struct str txt = STR_INIT;
+		str_printf(&txt, "v=STSv1; id=%s", id);
+		if (mta_sts_parse_policy(text.s, text.len, &pol, &why) == 0 &&
+		    mta_sts_parse_txt(txt.s, txt.len, idbuf) == 1) {
+			struct sts_entry *e = xcalloc(1, sizeof(*e));
+			e->ob = ob;
+			e->fd = -1;
+			e->domain = xstrdup(domain);
+			e->have_policy = true;
+			e->policy = pol;
+			memcpy(e->id, idbuf, sizeof(e->id));
+			e->expires = exp;
+			e->next = ob->sts;
+			ob->sts = e;
+			loaded++;
+		}
+		str_free(&txt);
+		str_free(&text);
+	}
+	fclose(f);
+	log_info("event=mta_sts_cache_loaded policies=%zu", loaded);
+}
+
 static void sts_conn_cb(struct conn *conn, enum conn_event ev, void *ctx)
 {
 	struct sts_entry *e = ctx;
@@ -163,6 +249,7 @@ static void sts_conn_cb(struct conn *conn, enum conn_event ev, void *ctx)
 		e->have_policy = true;
 		memcpy(e->id, e->new_id, sizeof(e->id));
 		e->expires = outbound_now() + (int64_t)pol.max_age;
+		sts_save(e->ob);
 		static const char *const modes[] = { "none", "testing", "enforce" };
 		log_info("event=mta_sts domain=%s id=%s mode=%s mx_patterns=%zu max_age=%" PRIu32,
 			 e->domain, e->id, modes[pol.mode], pol.n_mx, pol.max_age);

@@ -1172,6 +1172,10 @@ int outbound_main(const struct outbound_args *args)
 	const char *why;
 	if (store_open(settings_str(ob.set, S_GLOBAL_DATA_DIR), &so, &ob.store, &why) < 0)
 		fatal("global.data_dir: %s: %s", settings_str(ob.set, S_GLOBAL_DATA_DIR), why);
+	struct str cache = STR_INIT;
+	str_printf(&cache, "%s/mta-sts.cache", settings_str(ob.set, S_GLOBAL_DATA_DIR));
+	ob.sts_cache_path = str_steal(&cache);
+	outbound_sts_load(&ob);
 	ob.dns_io = io_add(ob.loop, dnsr_fd(ob.dns), IO_READ, dns_io, &ob);
 	int nfd = store_notify_fd(ob.store);
 	if (nfd >= 0)
@@ -1205,6 +1209,7 @@ int outbound_main(const struct outbound_args *args)
 	while (ob.msgs != NULL)
 		msg_free(&ob, ob.msgs);
 	outbound_sts_free_all(&ob);
+	free(ob.sts_cache_path);
 	while (ob.dests != NULL) {
 		struct ob_dest *d = ob.dests;
 		ob.dests = d->next;

@@ -5,7 +5,9 @@ a test CA given in smtpd.outbound_ca_file) serves the policies.
     TLS although smtpd.tls_policy says nothing about the domain;
  2. hanoi.gov.vn, mode enforce, naming another host: the mail stays queued
     (no MX matches, 4.7.4) and the remote never sees it;
- 3. a domain without a TXT record: delivered as before (opportunistic)."""
+ 3. a domain without a TXT record: delivered as before (opportunistic);
+ 4. the policies outlive a restart (RFC 8461 5.1): with the policy server
+    gone, hanoi.gov.vn mail is still held."""
 
 import http.server
 import os
@@ -120,6 +122,20 @@ def main():
         sc.check(len(pf.wait_delivered(3)) == 3, "second message under the cached policy")
         sc.check(FETCHES.count(("mta-sts." + D, "/.well-known/mta-sts.txt")) == 1,
                  "the policy is fetched once: %r" % FETCHES)
+
+        # 4. restart without the policy server: the cached policies hold
+        sc.check(server.stop() == 0, "clean stop")
+        httpd.shutdown()
+        httpd.server_close()
+        httpd = None
+        fetched = len(FETCHES)
+        server.start()
+        oc.send(server, SENDER, ["eve@" + D2], "sts five")
+        sc.check(oc.wait_for(held) is not None, "still held after the restart: %r\n%s"
+                 % (oc.queue_list(server), server.log()))
+        sc.check("event=mta_sts_cache_loaded policies=2" in server.log(),
+                 "both policies loaded:\n" + server.log())
+        sc.check(len(FETCHES) == fetched, "no fetch needed")
         print("outbound mta-sts: ok")
     finally:
         if server is not None:
