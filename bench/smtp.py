@@ -1,20 +1,28 @@
 #!/usr/bin/env python3
 """bench/smtp: messages per second of congvu-smtpd against the usual stack,
-Postfix delivering to Dovecot over LMTP, in the same run, with Postfix's
-load generator smtp-source (Debian package postfix).
+Postfix delivering to Dovecot over LMTP, in the same run, both driven by
+the same load generator, bench/smtp-load (one connection per session
+carrying message after message, MAIL/RCPT/DATA pipelined when offered,
+every reply code checked).
 
 For each case (10 KB messages; 1 and 20 recipients; 1, 10 and 50
 concurrent sessions) it sends the same number of messages to
 - congvu-smtpd: a 250 means the message is durable in the store, so the
-  rate is the rate of durable delivery;
+  rate is the rate of durable delivery; afterwards the store must hold
+  every message (congvu-quota report);
 - Postfix (its queue is durable at 250) relaying to Dovecot LMTP (maildir):
   the rate counts until every message is in a maildir.
+Beside the rates it prints the latency of a message (MAIL to the final
+250) and, for congvu-smtpd, the CPU time per message of its processes
+and of the generator.
 
-Usage: bench/smtp.py [--messages N] [--quick]
+Usage: bench/smtp.py [--messages N] [--quick] [--only congvu|postfix]
+                     [--sessions N --rcpts N]
 Run from the build directory (top_builddir) or set top_builddir. Needs
 root (Postfix and Dovecot are started privately on loopback ports)."""
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -27,7 +35,7 @@ import time
 BUILD = os.path.abspath(os.environ.get("top_builddir", "."))
 SMTPD = os.path.join(BUILD, "smtpd", "congvu-smtpd")
 QUOTA = os.path.join(BUILD, "quota", "congvu-quota")
-SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+LOAD = os.path.join(BUILD, "bench", "smtp-load")
 DOMAIN = "lamdong.gov.vn"
 
 
@@ -55,20 +63,43 @@ def users(n):
     return ["demo@" + DOMAIN] + ["%ddemo@%s" % (i, DOMAIN) for i in range(1, n + 1)]
 
 
-def smtp_source(port, sessions, messages, rcpts, lmtp=False):
-    args = [SMTP_SOURCE, "-s", str(sessions), "-m", str(messages), "-l", "10240",
-            "-f", "bench@example.org", "-t", "demo@" + DOMAIN, "-M", "bench.test"]
-    if rcpts > 1:
-        args += ["-r", str(rcpts)]
-    if lmtp:
-        args.append("-L")
-    args.append("127.0.0.1:%d" % port)
-    start = time.time()
+def smtp_load(port, sessions, messages, rcpts):
+    """Runs bench/smtp-load; returns its figures (a dict of floats) and the
+    CPU seconds it used."""
+    args = [LOAD, "-s", str(sessions), "-m", str(messages), "-l", "10240",
+            "-f", "bench@example.org", "-t", "demo@" + DOMAIN, "-r", str(rcpts),
+            "127.0.0.1:%d" % port]
+    before = os.times()
     r = subprocess.run(args, capture_output=True, text=True, timeout=3600)
-    elapsed = time.time() - start
+    after = os.times()
     if r.returncode != 0:
-        sys.exit("smtp-source failed: " + r.stderr)
-    return elapsed
+        sys.exit("smtp-load failed: %s%s" % (r.stdout, r.stderr))
+    res = {k: float(v) for k, v in (f.split("=") for f in r.stdout.split())}
+    cpu = (after.children_user - before.children_user +
+           after.children_system - before.children_system)
+    return res, cpu
+
+
+def proc_cpu(pids):
+    """CPU seconds (user + system) used so far by these processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / tick
+
+
+def children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
 
 
 class Congvu:
@@ -96,9 +127,26 @@ class Congvu:
         if not wait_port(self.port):
             sys.exit("congvu-smtpd did not start")
 
+    def stored(self):
+        r = subprocess.run([QUOTA, "-c", self.conf, "report", "--json"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit("congvu-quota report: " + r.stderr)
+        return sum(a["messages"] for a in json.loads(r.stdout))
+
     def run(self, sessions, messages, rcpts):
-        t = smtp_source(self.port, sessions, messages, rcpts)
-        return messages / t
+        before = self.stored()
+        pids = [self.proc.pid] + children(self.proc.pid)
+        cpu0 = proc_cpu(pids)
+        res, gen_cpu = smtp_load(self.port, sessions, messages, rcpts)
+        cpu = proc_cpu(pids) - cpu0
+        got = self.stored() - before
+        if got != messages * rcpts:
+            sys.exit("congvu-smtpd: %d messages in the store, %d expected"
+                     % (got, messages * rcpts))
+        res["cpu_us"] = cpu * 1e6 / messages
+        res["gen_cpu_us"] = gen_cpu * 1e6 / messages
+        return res
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -221,12 +269,15 @@ class PostfixDovecot:
     def run(self, sessions, messages, rcpts):
         before = self.count()
         start = time.time()
-        smtp_source(self.port, sessions, messages, rcpts)
+        res, _cpu = smtp_load(self.port, sessions, messages, rcpts)
         want = before + messages * rcpts
         end = time.time() + 3600
         while self.count() < want and time.time() < end:
-            time.sleep(0.05)
-        return messages / (time.time() - start)
+            time.sleep(0.01)
+        if self.count() < want:
+            sys.exit("postfix+dovecot: messages missing from the maildirs")
+        res["rate"] = messages / (time.time() - start)
+        return res
 
     def stop(self):
         subprocess.run(["postfix", "-c", self.etc, "stop"], capture_output=True)
@@ -243,30 +294,44 @@ def main():
     ap.add_argument("--messages", type=int, default=2000,
                     help="messages per case (default 2000)")
     ap.add_argument("--quick", action="store_true", help="one case only (50 sessions, 1 rcpt)")
+    ap.add_argument("--only", choices=("congvu", "postfix"), help="one side only")
+    ap.add_argument("--sessions", type=int, help="one case: this many sessions")
+    ap.add_argument("--rcpts", type=int, default=1, help="with --sessions: recipients")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/smtp.py: run as root (it starts private Postfix and Dovecot instances)")
-    for tool in (SMTP_SOURCE, SMTPD, QUOTA):
+    for tool in (LOAD, SMTPD, QUOTA):
         if not os.access(tool, os.X_OK):
-            sys.exit("missing %s (build first; smtp-source is in the Debian package postfix)"
-                     % tool)
+            sys.exit("missing %s (make bench/smtp-load and the daemons first)" % tool)
     cases = [(s, r) for r in (1, 20) for s in (1, 10, 50)]
     if a.quick:
         cases = [(50, 1)]
+    if a.sessions:
+        cases = [(a.sessions, a.rcpts)]
     tmp = tempfile.mkdtemp(prefix="congvu-bench-smtp-")
     cv = pd = None
     try:
-        cv = Congvu(tmp, 20)
-        pd = PostfixDovecot(tmp, 20)
-        print("10 KB messages, %d per case; messages/s (higher is better)" % a.messages)
-        print("%-10s %-6s %14s %20s %8s" % ("sessions", "rcpts", "congvu-smtpd",
-                                             "postfix+dovecot", "ratio"))
+        if a.only != "postfix":
+            cv = Congvu(tmp, 20)
+        if a.only != "congvu":
+            pd = PostfixDovecot(tmp, 20)
+        print("10 KB messages, %d per case (200 minimum); messages/s (higher is better),"
+              " latency p50/p99 in ms; cpu: microseconds per message of congvu-smtpd's"
+              " processes / of the generator" % a.messages)
+        print("%-8s %-5s %13s %13s %11s %15s %13s %6s" % (
+            "sessions", "rcpts", "congvu-smtpd", "p50/p99", "cpu", "postfix+dovecot",
+            "p50/p99", "ratio"))
         for sessions, rcpts in cases:
-            n = a.messages if rcpts == 1 else max(100, a.messages // 10)
-            c = cv.run(sessions, n, rcpts)
-            p = pd.run(sessions, n, rcpts)
-            print("%-10d %-6d %14.0f %20.0f %7.1fx" % (sessions, rcpts, c, p, c / p),
-                  flush=True)
+            n = a.messages if rcpts == 1 else max(200, a.messages // 10)
+            c = cv.run(sessions, n, rcpts) if cv else None
+            p = pd.run(sessions, n, rcpts) if pd else None
+            col = lambda r, k: ("%.1f/%.1f" % (r["p50_ms"], r["p99_ms"])) if r else "-"
+            print("%-8d %-5d %13s %13s %11s %15s %13s %6s" % (
+                sessions, rcpts,
+                "%.0f" % c["rate"] if c else "-", col(c, 0),
+                "%.0f/%.0f" % (c["cpu_us"], c["gen_cpu_us"]) if c else "-",
+                "%.0f" % p["rate"] if p else "-", col(p, 0),
+                "%.1fx" % (c["rate"] / p["rate"]) if c and p else "-"), flush=True)
     finally:
         if cv:
             cv.stop()

@@ -15,6 +15,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -86,6 +88,13 @@ struct conn *conn_new(struct ioloop *loop, int fd, conn_callback_fn *cb, void *c
 	if (fl >= 0 && !(fl & O_NONBLOCK))
 		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+	/* Output is already coalesced per loop iteration, so Nagle can only
+	 * hold a reply back until the peer's delayed ACK (40 ms): a stage
+	 * answered later than the replies before it in a pipelined group
+	 * (RCPT after MAIL) is a second small write. Fails harmlessly on a
+	 * Unix socket. */
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	conn->defer = defer_new(loop, conn_deferred, conn);
 	conn->io = io_add(loop, fd, IO_READ | IO_WRITE | IO_EDGE, conn_io, conn);
 	if (conn->io == NULL) {
