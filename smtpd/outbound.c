@@ -193,8 +193,14 @@ static int commit_one(struct ob *ob, struct store_txn *txn, struct commit *cm,
 	if (ret <= 0)
 		return ret; /* deleted meanwhile (queue delete): nothing to record */
 	struct queue_record r;
-	if (queue_record_decode(rec, len, &r, error_r) < 0)
-		return -1;
+	const char *why;
+	if (queue_record_decode(rec, len, &r, &why) < 0) {
+		/* changed into something unreadable meanwhile: leave it alone
+		 * rather than fail the other jobs' results in this transaction */
+		str_printf(&cm->log, "event=queue_record_unreadable queue_id=%" PRIu64
+				     " error=\"%s\"\n", id, why);
+		return 0;
+	}
 	cm->found = true;
 	outbound_apply(&r, cm->mta, cm->res, cm->n_res);
 	ret = 0;
@@ -555,6 +561,9 @@ static void conn_cb(struct conn *conn, enum conn_event ev, void *ctx)
 		return;
 	}
 	case CONN_EV_DRAINED:
+		/* the server takes the message: progress, though it says nothing
+		 * until the end (the idle timer counts only input) */
+		conn_set_timeout(conn, job->cfg->timeout_ms);
 		pump(job);
 		return;
 	case CONN_EV_TLS_READY: {
