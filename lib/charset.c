@@ -135,8 +135,8 @@ static int qp_decode(const char *in, size_t len, struct str *out, bool qword)
 				break;
 			}
 			int h, l;
-			if (j + 2 < text_end &&
-			    (h = hexval(s[j + 1])) >= 0 && (l = hexval(s[j + 2])) >= 0) {
+			if (j + 2 < text_end && (h = hexval(s[j + 1])) >= 0 &&
+			    (l = hexval(s[j + 2])) >= 0) {
 				str_appendc(out, (char)(h << 4 | l));
 				j += 2;
 				run = j + 1;
@@ -176,42 +176,42 @@ static const char *charset_map(const char *charset, char *buf, size_t bufsize)
 	static const struct {
 		const char *label, *iconv_name;
 	} aliases[] = {
-		/* WHATWG: these labels mean windows-1252 in practice */
-		{"us-ascii", "WINDOWS-1252"},
-		{"ascii", "WINDOWS-1252"},
-		{"ansi_x3.4-1968", "WINDOWS-1252"},
-		{"iso-8859-1", "WINDOWS-1252"},
-		{"iso8859-1", "WINDOWS-1252"},
-		{"iso_8859-1", "WINDOWS-1252"},
-		{"latin1", "WINDOWS-1252"},
-		{"l1", "WINDOWS-1252"},
-		{"cp819", "WINDOWS-1252"},
-		{"utf-8", ""},
-		{"utf8", ""},
-		{"unicode-1-1-utf-8", ""},
-		{"x-unicode20utf8", ""},
-		{"ks_c_5601-1987", "CP949"},
-		{"ks_c_5601", "CP949"},
-		{"euc-kr", "CP949"},
-		{"gb2312", "GB18030"},
-		{"gbk", "GB18030"},
-		{"x-gbk", "GB18030"},
-		{"cp936", "GB18030"},
-		{"shift_jis", "CP932"},
-		{"shift-jis", "CP932"},
-		{"x-sjis", "CP932"},
-		{"sjis", "CP932"},
-		{"windows-31j", "CP932"},
-		{"iso-8859-8-i", "ISO-8859-8"},
-		{"windows-874", "CP874"},
-		{"tis-620", "CP874"},
-		{"iso-8859-11", "CP874"},
-		{"big5", "BIG5-HKSCS"},
-		{"x-mac-roman", "MACINTOSH"},
-		{"unicode-1-1-utf-7", "UTF-7"},
-		{"vscii", "TCVN5712-1"},
-		{"tcvn", "TCVN5712-1"},
-		{"x-viet-tcvn", "TCVN5712-1"},
+	    /* WHATWG: these labels mean windows-1252 in practice */
+	    {"us-ascii", "WINDOWS-1252"},
+	    {"ascii", "WINDOWS-1252"},
+	    {"ansi_x3.4-1968", "WINDOWS-1252"},
+	    {"iso-8859-1", "WINDOWS-1252"},
+	    {"iso8859-1", "WINDOWS-1252"},
+	    {"iso_8859-1", "WINDOWS-1252"},
+	    {"latin1", "WINDOWS-1252"},
+	    {"l1", "WINDOWS-1252"},
+	    {"cp819", "WINDOWS-1252"},
+	    {"utf-8", ""},
+	    {"utf8", ""},
+	    {"unicode-1-1-utf-8", ""},
+	    {"x-unicode20utf8", ""},
+	    {"ks_c_5601-1987", "CP949"},
+	    {"ks_c_5601", "CP949"},
+	    {"euc-kr", "CP949"},
+	    {"gb2312", "GB18030"},
+	    {"gbk", "GB18030"},
+	    {"x-gbk", "GB18030"},
+	    {"cp936", "GB18030"},
+	    {"shift_jis", "CP932"},
+	    {"shift-jis", "CP932"},
+	    {"x-sjis", "CP932"},
+	    {"sjis", "CP932"},
+	    {"windows-31j", "CP932"},
+	    {"iso-8859-8-i", "ISO-8859-8"},
+	    {"windows-874", "CP874"},
+	    {"tis-620", "CP874"},
+	    {"iso-8859-11", "CP874"},
+	    {"big5", "BIG5-HKSCS"},
+	    {"x-mac-roman", "MACINTOSH"},
+	    {"unicode-1-1-utf-7", "UTF-7"},
+	    {"vscii", "TCVN5712-1"},
+	    {"tcvn", "TCVN5712-1"},
+	    {"x-viet-tcvn", "TCVN5712-1"},
 	};
 	size_t n = 0;
 

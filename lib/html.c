@@ -23,35 +23,35 @@ static const struct {
 	const char *name;
 	uint32_t cp;
 } entities[] = {
-	{"nbsp", 0xA0},    {"amp", '&'},      {"lt", '<'},       {"gt", '>'},
-	{"quot", '"'},     {"apos", '\''},    {"copy", 0xA9},    {"reg", 0xAE},
-	{"trade", 0x2122}, {"euro", 0x20AC},  {"pound", 0xA3},   {"yen", 0xA5},
-	{"cent", 0xA2},    {"sect", 0xA7},    {"deg", 0xB0},     {"plusmn", 0xB1},
-	{"times", 0xD7},   {"divide", 0xF7},  {"middot", 0xB7},  {"laquo", 0xAB},
-	{"raquo", 0xBB},   {"ndash", 0x2013}, {"mdash", 0x2014}, {"lsquo", 0x2018},
-	{"rsquo", 0x2019}, {"ldquo", 0x201C}, {"rdquo", 0x201D}, {"bull", 0x2022},
-	{"hellip", 0x2026}, {"shy", 0xAD},    {"zwnj", 0x200C},  {"zwj", 0x200D},
-	{"iexcl", 0xA1},   {"iquest", 0xBF},  {"ordf", 0xAA},    {"ordm", 0xBA},
-	{"Agrave", 0xC0},  {"Aacute", 0xC1},  {"Acirc", 0xC2},   {"Atilde", 0xC3},
-	{"Auml", 0xC4},    {"Aring", 0xC5},   {"AElig", 0xC6},   {"Ccedil", 0xC7},
-	{"Egrave", 0xC8},  {"Eacute", 0xC9},  {"Ecirc", 0xCA},   {"Euml", 0xCB},
-	{"Igrave", 0xCC},  {"Iacute", 0xCD},  {"Icirc", 0xCE},   {"Iuml", 0xCF},
-	{"ETH", 0xD0},     {"Ntilde", 0xD1},  {"Ograve", 0xD2},  {"Oacute", 0xD3},
-	{"Ocirc", 0xD4},   {"Otilde", 0xD5},  {"Ouml", 0xD6},    {"Oslash", 0xD8},
-	{"Ugrave", 0xD9},  {"Uacute", 0xDA},  {"Ucirc", 0xDB},   {"Uuml", 0xDC},
-	{"Yacute", 0xDD},  {"THORN", 0xDE},   {"szlig", 0xDF},   {"agrave", 0xE0},
-	{"aacute", 0xE1},  {"acirc", 0xE2},   {"atilde", 0xE3},  {"auml", 0xE4},
-	{"aring", 0xE5},   {"aelig", 0xE6},   {"ccedil", 0xE7},  {"egrave", 0xE8},
-	{"eacute", 0xE9},  {"ecirc", 0xEA},   {"euml", 0xEB},    {"igrave", 0xEC},
-	{"iacute", 0xED},  {"icirc", 0xEE},   {"iuml", 0xEF},    {"eth", 0xF0},
-	{"ntilde", 0xF1},  {"ograve", 0xF2},  {"oacute", 0xF3},  {"ocirc", 0xF4},
-	{"otilde", 0xF5},  {"ouml", 0xF6},    {"oslash", 0xF8},  {"ugrave", 0xF9},
-	{"uacute", 0xFA},  {"ucirc", 0xFB},   {"uuml", 0xFC},    {"yacute", 0xFD},
-	{"thorn", 0xFE},   {"yuml", 0xFF},    {"Dstrok", 0x110}, {"dstrok", 0x111},
-	{"OElig", 0x152},  {"oelig", 0x153},  {"Scaron", 0x160}, {"scaron", 0x161},
-	{"Yuml", 0x178},   {"ensp", 0x2002},  {"emsp", 0x2003},  {"thinsp", 0x2009},
-	{"larr", 0x2190},  {"rarr", 0x2192},  {"uarr", 0x2191},  {"darr", 0x2193},
-	{"hearts", 0x2665}, {"check", 0x2713}, {"permil", 0x2030}, {"dagger", 0x2020},
+    {"nbsp", 0xA0},     {"amp", '&'},      {"lt", '<'},        {"gt", '>'},
+    {"quot", '"'},      {"apos", '\''},    {"copy", 0xA9},     {"reg", 0xAE},
+    {"trade", 0x2122},  {"euro", 0x20AC},  {"pound", 0xA3},    {"yen", 0xA5},
+    {"cent", 0xA2},     {"sect", 0xA7},    {"deg", 0xB0},      {"plusmn", 0xB1},
+    {"times", 0xD7},    {"divide", 0xF7},  {"middot", 0xB7},   {"laquo", 0xAB},
+    {"raquo", 0xBB},    {"ndash", 0x2013}, {"mdash", 0x2014},  {"lsquo", 0x2018},
+    {"rsquo", 0x2019},  {"ldquo", 0x201C}, {"rdquo", 0x201D},  {"bull", 0x2022},
+    {"hellip", 0x2026}, {"shy", 0xAD},     {"zwnj", 0x200C},   {"zwj", 0x200D},
+    {"iexcl", 0xA1},    {"iquest", 0xBF},  {"ordf", 0xAA},     {"ordm", 0xBA},
+    {"Agrave", 0xC0},   {"Aacute", 0xC1},  {"Acirc", 0xC2},    {"Atilde", 0xC3},
+    {"Auml", 0xC4},     {"Aring", 0xC5},   {"AElig", 0xC6},    {"Ccedil", 0xC7},
+    {"Egrave", 0xC8},   {"Eacute", 0xC9},  {"Ecirc", 0xCA},    {"Euml", 0xCB},
+    {"Igrave", 0xCC},   {"Iacute", 0xCD},  {"Icirc", 0xCE},    {"Iuml", 0xCF},
+    {"ETH", 0xD0},      {"Ntilde", 0xD1},  {"Ograve", 0xD2},   {"Oacute", 0xD3},
+    {"Ocirc", 0xD4},    {"Otilde", 0xD5},  {"Ouml", 0xD6},     {"Oslash", 0xD8},
+    {"Ugrave", 0xD9},   {"Uacute", 0xDA},  {"Ucirc", 0xDB},    {"Uuml", 0xDC},
+    {"Yacute", 0xDD},   {"THORN", 0xDE},   {"szlig", 0xDF},    {"agrave", 0xE0},
+    {"aacute", 0xE1},   {"acirc", 0xE2},   {"atilde", 0xE3},   {"auml", 0xE4},
+    {"aring", 0xE5},    {"aelig", 0xE6},   {"ccedil", 0xE7},   {"egrave", 0xE8},
+    {"eacute", 0xE9},   {"ecirc", 0xEA},   {"euml", 0xEB},     {"igrave", 0xEC},
+    {"iacute", 0xED},   {"icirc", 0xEE},   {"iuml", 0xEF},     {"eth", 0xF0},
+    {"ntilde", 0xF1},   {"ograve", 0xF2},  {"oacute", 0xF3},   {"ocirc", 0xF4},
+    {"otilde", 0xF5},   {"ouml", 0xF6},    {"oslash", 0xF8},   {"ugrave", 0xF9},
+    {"uacute", 0xFA},   {"ucirc", 0xFB},   {"uuml", 0xFC},     {"yacute", 0xFD},
+    {"thorn", 0xFE},    {"yuml", 0xFF},    {"Dstrok", 0x110},  {"dstrok", 0x111},
+    {"OElig", 0x152},   {"oelig", 0x153},  {"Scaron", 0x160},  {"scaron", 0x161},
+    {"Yuml", 0x178},    {"ensp", 0x2002},  {"emsp", 0x2003},   {"thinsp", 0x2009},
+    {"larr", 0x2190},   {"rarr", 0x2192},  {"uarr", 0x2191},   {"darr", 0x2193},
+    {"hearts", 0x2665}, {"check", 0x2713}, {"permil", 0x2030}, {"dagger", 0x2020},
 };
 
 /* Decodes the character reference at s ('&'); returns the bytes used and
@@ -90,7 +90,7 @@ static size_t decode_entity(const char *s, size_t len, struct str *out)
 	}
 	while (i < len && i <= ENTITY_NAME_MAX &&
 	       ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		(s[i] >= '0' && s[i] <= '9')))
+	        (s[i] >= '0' && s[i] <= '9')))
 		i++;
 	size_t name_len = i - 1;
 	if (name_len == 0)
@@ -143,7 +143,8 @@ static void emit_decoded(struct html_ctx *ctx, const char *s, size_t len)
 			continue;
 		emit_text(ctx, s + run, i - run);
 		/* a no-break space is still a word separator */
-		if (ent.len == 2 && (unsigned char)ent.s[0] == 0xC2 && (unsigned char)ent.s[1] == 0xA0)
+		if (ent.len == 2 && (unsigned char)ent.s[0] == 0xC2 &&
+		    (unsigned char)ent.s[1] == 0xA0)
 			ctx->pending_space = true;
 		else
 			emit_text(ctx, ent.s, ent.len);
@@ -174,14 +175,14 @@ static bool name_in(const char *name, size_t len, const char *const *list)
 }
 
 static const char *const block_tags[] = {
-	"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl",
-	"dt", "dd", "table", "blockquote", "pre", "hr", "title", "section", "article",
-	"header", "footer", "address", "center", "form", "body", "html", "nav", "aside",
-	"main", "figure", "figcaption", "caption", "tbody", "thead", "tfoot", "option", NULL};
-static const char *const skip_tags[] = {"script", "style", "template", "noscript", "xml",
-					NULL};
-static const char *const src_tags[] = {"img", "iframe", "frame", "embed", "script", "source",
-				       "input", "video", "audio", "track", NULL};
+    "p",     "div",   "br",    "li",      "tr",      "h1",     "h2",     "h3",         "h4",
+    "h5",    "h6",    "ul",    "ol",      "dl",      "dt",     "dd",     "table",      "blockquote",
+    "pre",   "hr",    "title", "section", "article", "header", "footer", "address",    "center",
+    "form",  "body",  "html",  "nav",     "aside",   "main",   "figure", "figcaption", "caption",
+    "tbody", "thead", "tfoot", "option",  NULL};
+static const char *const skip_tags[] = {"script", "style", "template", "noscript", "xml", NULL};
+static const char *const src_tags[] = {"img",   "iframe", "frame", "embed", "script", "source",
+                                       "input", "video",  "audio", "track", NULL};
 
 /* Finds "</name" (any case) from s; returns its offset or len. */
 static size_t find_end_tag(const char *s, size_t len, const char *name, size_t name_len)
@@ -200,8 +201,7 @@ static size_t find_end_tag(const char *s, size_t len, const char *name, size_t n
 	return len;
 }
 
-static void report_link(struct html_ctx *ctx, enum html_link_kind kind, const char *v,
-			size_t len)
+static void report_link(struct html_ctx *ctx, enum html_link_kind kind, const char *v, size_t len)
 {
 	if (ctx->link == NULL)
 		return;
@@ -267,7 +267,7 @@ static size_t parse_tag(struct html_ctx *ctx, const char *s, size_t len)
 		i = 2;
 	const char *name = s + i;
 	while (i < len && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-			   (s[i] >= '0' && s[i] <= '9')))
+	                   (s[i] >= '0' && s[i] <= '9')))
 		i++;
 	size_t name_len = (size_t)(s + i - name);
 	if (name_len == 0 && !end_tag) {
@@ -344,7 +344,7 @@ static size_t parse_tag(struct html_ctx *ctx, const char *s, size_t len)
 }
 
 void html_to_text(const char *html, size_t len, struct str *out, html_link_callback *link,
-		  void *context)
+                  void *context)
 {
 	struct html_ctx ctx;
 	size_t i = 0;

@@ -9,9 +9,9 @@
 #include "str.h"
 
 enum html_link_kind {
-	HTML_LINK_HREF, /* <a href>, <area href>, <link href> */
-	HTML_LINK_SRC,  /* <img src>, <iframe src>, <frame src>, <embed src>, ... */
-	HTML_LINK_ACTION, /* <form action> */
+	HTML_LINK_HREF,       /* <a href>, <area href>, <link href> */
+	HTML_LINK_SRC,        /* <img src>, <iframe src>, <frame src>, <embed src>, ... */
+	HTML_LINK_ACTION,     /* <form action> */
 	HTML_LINK_BACKGROUND, /* background= attribute on any tag */
 };
 
@@ -19,7 +19,7 @@ enum html_link_kind {
  * entity-decoded and trimmed (not otherwise validated: it may be
  * "javascript:..." or relative). url is NUL-terminated. */
 typedef void html_link_callback(void *context, enum html_link_kind kind, const char *url,
-				size_t url_len);
+                                size_t url_len);
 
 /* Appends the text of html (UTF-8 expected: convert the charset first;
  * invalid bytes become U+FFFD) to out:
@@ -34,6 +34,6 @@ typedef void html_link_callback(void *context, enum html_link_kind kind, const c
  * - alt= text of <img> is kept as text (spam hides words there).
  * link may be NULL. Linear time; tags and attributes of any length. */
 void html_to_text(const char *html, size_t len, struct str *out, html_link_callback *link,
-		  void *context);
+                  void *context);
 
 #endif

@@ -84,8 +84,7 @@ static void append_upper(struct str *out, const char *s, unsigned int flags)
 	str_free(&up);
 }
 
-static void append_addresses(struct str *out, const struct mime_address *a,
-			     unsigned int flags)
+static void append_addresses(struct str *out, const struct mime_address *a, unsigned int flags)
 {
 	if (a == NULL) {
 		str_append(out, "NIL", 3);
@@ -112,15 +111,14 @@ static void append_addresses(struct str *out, const struct mime_address *a,
 			/* NIL here would turn the entry into a group marker;
 			 * Dovecot's placeholders, which clients have long seen */
 			mime_imap_append_nstring(out,
-						 a->mailbox != NULL && *a->mailbox != '\0'
-							 ? a->mailbox
-							 : "MISSING_MAILBOX",
-						 flags);
+			                         a->mailbox != NULL && *a->mailbox != '\0'
+			                             ? a->mailbox
+			                             : "MISSING_MAILBOX",
+			                         flags);
 			str_appendc(out, ' ');
-			mime_imap_append_nstring(out,
-						 a->host != NULL && *a->host != '\0' ? a->host
-										   : "MISSING_DOMAIN",
-						 flags);
+			mime_imap_append_nstring(
+			    out, a->host != NULL && *a->host != '\0' ? a->host : "MISSING_DOMAIN",
+			    flags);
 			break;
 		}
 		str_appendc(out, ')');
@@ -159,7 +157,7 @@ void mime_imap_envelope(const struct mime_envelope *env, unsigned int flags, str
 }
 
 static void append_params(struct str *out, const struct mime_param *params, unsigned int count,
-			  bool default_charset, unsigned int flags)
+                          bool default_charset, unsigned int flags)
 {
 	bool have_charset = false;
 
@@ -200,8 +198,7 @@ static void append_params(struct str *out, const struct mime_param *params, unsi
 }
 
 /* body-fld-dsp, body-fld-lang, body-fld-loc */
-static void append_extension_tail(struct str *out, const struct mime_part *part,
-				  unsigned int flags)
+static void append_extension_tail(struct str *out, const struct mime_part *part, unsigned int flags)
 {
 	str_appendc(out, ' ');
 	if (part->disposition == NULL) {
@@ -211,7 +208,7 @@ static void append_extension_tail(struct str *out, const struct mime_part *part,
 		append_upper(out, part->disposition, flags);
 		str_appendc(out, ' ');
 		append_params(out, part->disposition_params, part->disposition_param_count, false,
-			      flags);
+		              flags);
 		str_appendc(out, ')');
 	}
 	str_appendc(out, ' ');
@@ -258,10 +255,10 @@ static void append_empty_body(struct str *out, bool ext)
 }
 
 static void append_body(struct str *out, const struct mime_part *part, bool ext,
-			unsigned int flags);
+                        unsigned int flags);
 
 static void append_multipart(struct str *out, const struct mime_part *part, bool ext,
-			     unsigned int flags)
+                             unsigned int flags)
 {
 	str_appendc(out, '(');
 	if (part->children != NULL) {
@@ -281,16 +278,16 @@ static void append_multipart(struct str *out, const struct mime_part *part, bool
 	str_appendc(out, ')');
 }
 
-static void append_body(struct str *out, const struct mime_part *part, bool ext,
-			unsigned int flags)
+static void append_body(struct str *out, const struct mime_part *part, bool ext, unsigned int flags)
 {
 	if (strcmp(part->type, "multipart") == 0) {
 		append_multipart(out, part, ext, flags);
 		return;
 	}
 	bool text = strcmp(part->type, "text") == 0;
-	bool message = strcmp(part->type, "message") == 0 &&
-		       (strcmp(part->subtype, "rfc822") == 0 || strcmp(part->subtype, "global") == 0);
+	bool message =
+	    strcmp(part->type, "message") == 0 &&
+	    (strcmp(part->subtype, "rfc822") == 0 || strcmp(part->subtype, "global") == 0);
 
 	str_appendc(out, '(');
 	append_upper(out, part->type, flags);
@@ -329,7 +326,7 @@ static void append_body(struct str *out, const struct mime_part *part, bool ext,
 }
 
 void mime_imap_bodystructure(const struct mime_part *part, bool extensions, unsigned int flags,
-			     struct str *out)
+                             struct str *out)
 {
 	append_body(out, part, extensions, flags);
 }
@@ -351,7 +348,7 @@ static const struct mime_part *message_part(const struct mime_part *m, unsigned 
 }
 
 const struct mime_part *mime_imap_section(const struct mime_part *root, const char *spec,
-					  size_t len, size_t *consumed_r)
+                                          size_t len, size_t *consumed_r)
 {
 	const struct mime_part *part = root;
 	size_t i = 0;

@@ -12,9 +12,10 @@
 #include "str.h"
 
 /* Flags for the functions below. */
-#define MIME_IMAP_UTF8 0x1u /* UTF8=ACCEPT enabled (RFC 6855): valid UTF-8 may
-			     * go into quoted strings; otherwise 8-bit forces a
-			     * literal */
+#define MIME_IMAP_UTF8                                                                             \
+	0x1u /* UTF8=ACCEPT enabled (RFC 6855): valid UTF-8 may                                    \
+	      * go into quoted strings; otherwise 8-bit forces a                                   \
+	      * literal */
 
 /* Appends s as an IMAP string: a quoted string when it is short and holds
  * only safe characters ('"' and '\' escaped), else a literal "{N}\r\n..."
@@ -44,7 +45,7 @@ void mime_imap_envelope(const struct mime_envelope *env, unsigned int flags, str
  * children (no boundary, limits) holds one empty text/plain part, as
  * Dovecot writes it, to stay syntactically valid. */
 void mime_imap_bodystructure(const struct mime_part *part, bool extensions, unsigned int flags,
-			     struct str *out);
+                             struct str *out);
 
 /* Resolves the numeric prefix of a BODY[]/BINARY[] section spec (RFC 3501
  * 6.4.5): "" gives root; "1.2.3" walks the part numbers, where a non-
@@ -55,7 +56,7 @@ void mime_imap_bodystructure(const struct mime_part *part, bool extensions, unsi
  * "TEXT", "HEADER.FIELDS ..."). NULL when a number is 0, too large,
  * malformed or names no part. */
 const struct mime_part *mime_imap_section(const struct mime_part *root, const char *spec,
-					  size_t len, size_t *consumed_r);
+                                          size_t len, size_t *consumed_r);
 /* For HEADER, HEADER.FIELDS and TEXT after a non-empty part number: the
  * embedded message (its header and body) of a message/rfc822 part, or NULL
  * when part is not one (the section is then invalid). With the empty part

@@ -173,8 +173,8 @@ static size_t name_length(const char *line, size_t colon)
  * or 0 at the end of the header: then *pp is after the empty line (or at
  * end when there was none, *eoh_r false). Lines that are not fields are
  * skipped and flagged. */
-static int header_next(const char **pp, const char *end, struct mime_header *h,
-		       uint32_t *flags, bool *eoh_r)
+static int header_next(const char **pp, const char *end, struct mime_header *h, uint32_t *flags,
+                       bool *eoh_r)
 {
 	const char *p = *pp;
 
@@ -265,8 +265,8 @@ struct addr_state {
 	struct str comment; /* first comment, for the name */
 	struct str angle;   /* inside <>: addr-spec without CFWS */
 	struct str route;
-	size_t angle_at;    /* position of the last '@' in angle, or SIZE_MAX */
-	size_t last_chunk;  /* bare offset of the last space-separated chunk */
+	size_t angle_at;   /* position of the last '@' in angle, or SIZE_MAX */
+	size_t last_chunk; /* bare offset of the last space-separated chunk */
 	size_t phrase_before_last;
 	bool have_comment, have_angle, space, invalid;
 };
@@ -329,7 +329,7 @@ static void addr_finish(struct addr_state *st)
 		if (st->angle_at != SIZE_MAX) {
 			a->mailbox = arena_strndup(st->arena, st->angle.s, st->angle_at);
 			a->host = arena_strndup(st->arena, st->angle.s + st->angle_at + 1,
-						st->angle.len - st->angle_at - 1);
+			                        st->angle.len - st->angle_at - 1);
 			if (st->angle_at == 0 || st->angle_at + 1 == st->angle.len)
 				st->invalid = true;
 		} else if (st->angle.len == 0) {
@@ -350,11 +350,10 @@ static void addr_finish(struct addr_state *st)
 		goto out;
 	const char *spec = st->bare.s;
 	size_t spec_len = st->bare.len;
-	if (st->last_chunk > 0 && memchr(st->bare.s + st->last_chunk, '@',
-					st->bare.len - st->last_chunk) != NULL &&
-	    memchr(st->bare.s, '@', st->last_chunk) == NULL &&
-	    st->bare.s[st->last_chunk] != '@' && st->bare.s[st->last_chunk] != '.' &&
-	    st->bare.s[st->last_chunk - 1] != '.') {
+	if (st->last_chunk > 0 &&
+	    memchr(st->bare.s + st->last_chunk, '@', st->bare.len - st->last_chunk) != NULL &&
+	    memchr(st->bare.s, '@', st->last_chunk) == NULL && st->bare.s[st->last_chunk] != '@' &&
+	    st->bare.s[st->last_chunk] != '.' && st->bare.s[st->last_chunk - 1] != '.') {
 		/* "John Doe john@example.com": a name without <> */
 		spec = st->bare.s + st->last_chunk;
 		spec_len = st->bare.len - st->last_chunk;
@@ -495,8 +494,7 @@ static void addr_word(struct addr_state *st, const char *w, size_t len)
 	st->space = false;
 }
 
-static struct mime_address *parse_address_list(struct arena *arena, const char *value,
-					       size_t len)
+static struct mime_address *parse_address_list(struct arena *arena, const char *value, size_t len)
 {
 	struct addr_state st;
 	const char *p = value, *end = value + len;
@@ -593,9 +591,9 @@ void mime_address_list_free(struct mime_address_list **list)
 
 struct raw_param {
 	const char *name;
-	size_t name_len;    /* without the section and '*' */
-	int section;        /* -1: none */
-	bool encoded;       /* trailing '*' */
+	size_t name_len; /* without the section and '*' */
+	int section;     /* -1: none */
+	bool encoded;    /* trailing '*' */
 	struct str value;
 };
 
@@ -633,7 +631,7 @@ static size_t read_token(const char **pp, const char *end)
 /* Parses "; attr=value" pairs up to end into raw (at most max pieces,
  * RFC 2231 sections counted one by one). */
 static unsigned int read_params(const char *p, const char *end, struct raw_param *raw,
-				unsigned int max)
+                                unsigned int max)
 {
 	unsigned int n = 0;
 
@@ -729,7 +727,7 @@ static void percent_encode(const char *s, size_t len, struct str *out)
 /* Builds the final parameter array: RFC 2231 sections joined in order,
  * values decoded to UTF-8, first occurrence of each name wins. */
 static struct mime_param *build_params(struct arena *arena, struct raw_param *raw,
-				       unsigned int nraw, unsigned int *count_r)
+                                       unsigned int nraw, unsigned int *count_r)
 {
 	struct mime_param *params = arena_array(arena, nraw > 0 ? nraw : 1, sizeof(*params));
 	bool *used = xcalloc(nraw > 0 ? nraw : 1, sizeof(bool));
@@ -762,7 +760,8 @@ static struct mime_param *build_params(struct arena *arena, struct raw_param *ra
 			/* gather sections 0, 1, 2, ... of this name */
 			bool any_encoded = false;
 			for (unsigned int k = i; k < nraw; k++) {
-				if (!used[k] && raw[k].section >= 0 && raw[k].name_len == r->name_len &&
+				if (!used[k] && raw[k].section >= 0 &&
+				    raw[k].name_len == r->name_len &&
 				    strncasecmp(raw[k].name, r->name, r->name_len) == 0 &&
 				    raw[k].encoded)
 					any_encoded = true;
@@ -814,7 +813,7 @@ static struct mime_param *build_params(struct arena *arena, struct raw_param *ra
 }
 
 static struct mime_param *parse_params(struct arena *arena, const char *p, const char *end,
-				       unsigned int *count_r)
+                                       unsigned int *count_r)
 {
 	struct raw_param raw[MIME_MAX_PARAMS * 2];
 	unsigned int n = read_params(p, end, raw, MIME_MAX_PARAMS * 2);
@@ -849,10 +848,24 @@ enum hdr_id {
 };
 
 static const char *const hdr_names[H_COUNT] = {
-	"content-type", "content-transfer-encoding", "content-id", "content-description",
-	"content-md5", "content-disposition", "content-language", "content-location",
-	"date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc",
-	"in-reply-to", "message-id",
+    "content-type",
+    "content-transfer-encoding",
+    "content-id",
+    "content-description",
+    "content-md5",
+    "content-disposition",
+    "content-language",
+    "content-location",
+    "date",
+    "subject",
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "bcc",
+    "in-reply-to",
+    "message-id",
 };
 
 struct hdr_slot {
@@ -882,7 +895,7 @@ static const char *unfolded(struct parse_ctx *ctx, const struct hdr_slot *s)
 }
 
 static void parse_content_type(struct parse_ctx *ctx, struct mime_part *part,
-			       const struct hdr_slot *s, bool digest)
+                               const struct hdr_slot *s, bool digest)
 {
 	struct arena *arena = &ctx->msg->arena;
 
@@ -918,7 +931,7 @@ static void parse_content_type(struct parse_ctx *ctx, struct mime_part *part,
 }
 
 static void parse_content_fields(struct parse_ctx *ctx, struct mime_part *part,
-				 const struct hdr_slot *slots, bool digest)
+                                 const struct hdr_slot *slots, bool digest)
 {
 	struct arena *arena = &ctx->msg->arena;
 
@@ -956,7 +969,7 @@ static void parse_content_fields(struct parse_ctx *ctx, struct mime_part *part,
 			while (p < end && *p != ';')
 				p++;
 			part->disposition_params =
-				parse_params(arena, p, end, &part->disposition_param_count);
+			    parse_params(arena, p, end, &part->disposition_param_count);
 		}
 	}
 	part->language = unfolded(ctx, &slots[H_CONTENT_LANGUAGE]);
@@ -983,7 +996,7 @@ static struct mime_address *address_field(struct parse_ctx *ctx, const struct hd
 }
 
 static void parse_envelope(struct parse_ctx *ctx, struct mime_part *part,
-			   const struct hdr_slot *slots)
+                           const struct hdr_slot *slots)
 {
 	struct mime_envelope *env = arena_alloc(&ctx->msg->arena, sizeof(*env));
 
@@ -1000,18 +1013,41 @@ static void parse_envelope(struct parse_ctx *ctx, struct mime_part *part,
 	part->envelope = env;
 }
 
+static uint32_t scan_byte(const char *p, size_t i)
+{
+	unsigned char c = (unsigned char)p[i];
+	if (c >= 0x80)
+		return MIME_PART_F_8BIT_BODY;
+	if (c == '\0')
+		return MIME_PART_F_NUL;
+	if (c == '\n' && (i == 0 || p[i - 1] != '\r'))
+		return MIME_PART_F_BARE_LF;
+	return 0;
+}
+
 static uint32_t scan_bytes(const char *p, size_t len)
 {
+	/* Eight bytes at a time: a word with no byte >= 0x80, no NUL and no
+	 * LF (most of a text body) is passed with a few operations; the
+	 * others are looked at byte by byte. (x - 0x01..) & ~x has the high
+	 * bit of a byte set where x has a zero byte (false positives only
+	 * above a real one, which sends the word to the slow path anyway). */
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
 	uint32_t flags = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c >= 0x80)
-			flags |= MIME_PART_F_8BIT_BODY;
-		else if (c == '\0')
-			flags |= MIME_PART_F_NUL;
-		else if (c == '\n' && (i == 0 || p[i - 1] != '\r'))
-			flags |= MIME_PART_F_BARE_LF;
+	size_t i = 0;
+	while (len - i >= 8) {
+		uint64_t v;
+		memcpy(&v, p + i, 8);
+		uint64_t lf = v ^ (ones * '\n');
+		if (((v | ((v - ones) & ~v) | ((lf - ones) & ~lf)) & highs) == 0) {
+			i += 8;
+			continue;
+		}
+		for (size_t end = i + 8; i < end; i++)
+			flags |= scan_byte(p, i);
 	}
+	for (; i < len; i++)
+		flags |= scan_byte(p, i);
 	return flags;
 }
 
@@ -1030,7 +1066,7 @@ static size_t count_lines(const char *p, size_t len)
  * the first occurrence of each interesting field and returns the offset
  * where the body starts. */
 static size_t scan_header(struct parse_ctx *ctx, size_t start, size_t end, bool envelope,
-			  struct hdr_slot *slots, uint32_t *flags)
+                          struct hdr_slot *slots, uint32_t *flags)
 {
 	const char *p = ctx->data + start, *e = ctx->data + end;
 	struct mime_header h;
@@ -1088,8 +1124,8 @@ static size_t scan_header(struct parse_ctx *ctx, size_t start, size_t end, bool 
  * outer delimiter; loose matching is the fallback when no line matched
  * strictly. A close-delimiter is always accepted loosely.
  * Returns 0 (no delimiter), 1 (delimiter) or 2 (close). */
-static int delimiter_at(const char *data, size_t pos, size_t end, const char *boundary,
-			size_t blen, bool strict)
+static int delimiter_at(const char *data, size_t pos, size_t end, const char *boundary, size_t blen,
+                        bool strict)
 {
 	if (end - pos < 2 + blen || data[pos] != '-' || data[pos + 1] != '-' ||
 	    memcmp(data + pos + 2, boundary, blen) != 0)
@@ -1108,7 +1144,7 @@ static int delimiter_at(const char *data, size_t pos, size_t end, const char *bo
 }
 
 static size_t split_multipart(const char *data, size_t start, size_t end, const char *boundary,
-			      size_t blen, bool strict, struct region **regions_r, bool *closed_r)
+                              size_t blen, bool strict, struct region **regions_r, bool *closed_r)
 {
 	struct region *regions = NULL;
 	size_t n = 0, cap = 0;
@@ -1171,7 +1207,7 @@ static bool encoding_is_identity(const char *enc)
 }
 
 static struct mime_part *parse_part(struct parse_ctx *ctx, struct mime_part *parent, size_t start,
-				    size_t end, unsigned int depth, bool digest, bool message)
+                                    size_t end, unsigned int depth, bool digest, bool message)
 {
 	struct mime_message *msg = ctx->msg;
 	struct mime_part *part = arena_alloc(&msg->arena, sizeof(*part));
@@ -1202,11 +1238,11 @@ static struct mime_part *parse_part(struct parse_ctx *ctx, struct mime_part *par
 			struct region *regions;
 			bool closed;
 			size_t n = split_multipart(ctx->data, part->body_start, end, boundary, blen,
-						   true, &regions, &closed);
+			                           true, &regions, &closed);
 			if (n == 0) {
 				free(regions);
 				n = split_multipart(ctx->data, part->body_start, end, boundary,
-						    blen, false, &regions, &closed);
+				                    blen, false, &regions, &closed);
 			}
 			if (!closed)
 				part->flags |= MIME_PART_F_NO_END_BOUNDARY;
@@ -1218,8 +1254,8 @@ static struct mime_part *parse_part(struct parse_ctx *ctx, struct mime_part *par
 					break;
 				}
 				struct mime_part *child =
-					parse_part(ctx, part, regions[i].start, regions[i].end,
-						   depth + 1, child_digest, false);
+				    parse_part(ctx, part, regions[i].start, regions[i].end,
+				               depth + 1, child_digest, false);
 				*tail = child;
 				tail = &child->next;
 				part->child_count++;
@@ -1227,13 +1263,13 @@ static struct mime_part *parse_part(struct parse_ctx *ctx, struct mime_part *par
 			free(regions);
 		}
 	} else if (strcmp(part->type, "message") == 0 &&
-		   (strcmp(part->subtype, "rfc822") == 0 || strcmp(part->subtype, "global") == 0) &&
-		   encoding_is_identity(part->encoding)) {
+	           (strcmp(part->subtype, "rfc822") == 0 || strcmp(part->subtype, "global") == 0) &&
+	           encoding_is_identity(part->encoding)) {
 		if (depth >= MIME_MAX_DEPTH || msg->part_count >= MIME_MAX_PARTS) {
 			part->flags |= MIME_PART_F_LIMIT;
 		} else {
-			part->children = parse_part(ctx, part, part->body_start, end, depth + 1,
-						    false, true);
+			part->children =
+			    parse_part(ctx, part, part->body_start, end, depth + 1, false, true);
 			part->child_count = 1;
 		}
 	}
@@ -1301,8 +1337,7 @@ bool mime_part_is_message(const struct mime_part *part)
 	       (strcmp(part->subtype, "rfc822") == 0 || strcmp(part->subtype, "global") == 0);
 }
 
-static const char *find_param(const struct mime_param *params, unsigned int count,
-			      const char *name)
+static const char *find_param(const struct mime_param *params, unsigned int count, const char *name)
 {
 	for (unsigned int i = 0; i < count; i++) {
 		if (strcmp(params[i].name, name) == 0)
@@ -1348,7 +1383,7 @@ bool mime_part_is_attachment(const struct mime_part *part)
 /* --- Body access --- */
 
 static bool body_bytes(const char *data, size_t len, const struct mime_part *part,
-		       const char **body_r, size_t *body_len_r)
+                       const char **body_r, size_t *body_len_r)
 {
 	if (data == NULL || part->body_start > len) {
 		*body_r = "";
@@ -1356,13 +1391,13 @@ static bool body_bytes(const char *data, size_t len, const struct mime_part *par
 		return false;
 	}
 	*body_r = data + part->body_start;
-	*body_len_r = part->body_len <= len - part->body_start ? part->body_len
-								: len - part->body_start;
+	*body_len_r =
+	    part->body_len <= len - part->body_start ? part->body_len : len - part->body_start;
 	return *body_len_r == part->body_len;
 }
 
 int mime_part_decode_body(const char *data, size_t len, const struct mime_part *part,
-			  struct str *out)
+                          struct str *out)
 {
 	const char *body;
 	size_t body_len;
@@ -1381,8 +1416,7 @@ int mime_part_decode_body(const char *data, size_t len, const struct mime_part *
 	return -1;
 }
 
-int mime_part_text_utf8(const char *data, size_t len, const struct mime_part *part,
-			struct str *out)
+int mime_part_text_utf8(const char *data, size_t len, const struct mime_part *part, struct str *out)
 {
 	struct str raw = STR_INIT;
 	int ret = mime_part_decode_body(data, len, part, &raw);
@@ -1392,7 +1426,7 @@ int mime_part_text_utf8(const char *data, size_t len, const struct mime_part *pa
 }
 
 int mime_part_plain_text(const char *data, size_t len, const struct mime_part *part,
-			 struct str *out, html_link_callback *link, void *context)
+                         struct str *out, html_link_callback *link, void *context)
 {
 	str_append(out, "", 0);
 	if (part->children != NULL || strcmp(part->type, "text") != 0)
@@ -1617,8 +1651,7 @@ static bool get_string(struct cache_reader *r, bool utf8, const char **s_r)
 	return true;
 }
 
-static bool get_params(struct cache_reader *r, struct mime_param **params_r,
-		       unsigned int *count_r)
+static bool get_params(struct cache_reader *r, struct mime_param **params_r, unsigned int *count_r)
 {
 	uint64_t n;
 	if (!get_varint(r, MIME_MAX_PARAMS, &n))
@@ -1669,7 +1702,7 @@ static bool get_addresses(struct cache_reader *r, struct mime_address **first_r)
 }
 
 static struct mime_part *get_part(struct cache_reader *r, struct mime_part *parent,
-				  unsigned int depth)
+                                  unsigned int depth)
 {
 	struct mime_part *part = arena_alloc(&r->msg->arena, sizeof(*part));
 	uint64_t hs, hl, bl, lines, flags, children;
@@ -1743,7 +1776,7 @@ static struct mime_part *get_part(struct cache_reader *r, struct mime_part *pare
 }
 
 int mime_cache_load(const void *cache, size_t len, struct mime_message **msg_r,
-		    const char **error_r)
+                    const char **error_r)
 {
 	const unsigned char *p = cache;
 	struct cache_reader r;

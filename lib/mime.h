@@ -109,7 +109,7 @@ struct mime_part {
 	struct mime_part *children; /* first child, NULL for a leaf */
 	struct mime_part *next;     /* next sibling */
 	unsigned int child_count;
-	unsigned int depth;         /* 0 for the root */
+	unsigned int depth; /* 0 for the root */
 
 	/* The header block, including the empty line that ends it (when
 	 * present); the body follows at once: body_start = header_start +
@@ -132,11 +132,11 @@ struct mime_part {
 	/* Content-Transfer-Encoding, lower-case, trimmed; NULL when absent. */
 	const char *encoding;
 	/* Raw unfolded values (trimmed); NULL when absent. */
-	const char *id;          /* Content-ID */
-	const char *description; /* Content-Description as sent */
+	const char *id;               /* Content-ID */
+	const char *description;      /* Content-Description as sent */
 	const char *description_utf8; /* the same, RFC 2047-decoded */
-	const char *md5;         /* Content-MD5 */
-	const char *disposition; /* Content-Disposition type, lower-case */
+	const char *md5;              /* Content-MD5 */
+	const char *disposition;      /* Content-Disposition type, lower-case */
 	struct mime_param *disposition_params;
 	unsigned int disposition_param_count;
 	const char *language; /* Content-Language, raw: "en, vi" */
@@ -230,13 +230,13 @@ void mime_address_list_free(struct mime_address_list **list);
  * effort, or -1 when the encoding is unknown (IMAP BINARY's UNKNOWN-CTE;
  * the raw body is appended anyway). data/len must be the parsed message. */
 int mime_part_decode_body(const char *data, size_t len, const struct mime_part *part,
-			  struct str *out);
+                          struct str *out);
 /* Appends the body of a text part as valid UTF-8: transfer decoding, then
  * the part's charset converted (unknown charsets and invalid sequences
  * become U+FFFD; never fails). Returns 0 or 1 as above. Works for any part
  * but is meant for type "text". */
 int mime_part_text_utf8(const char *data, size_t len, const struct mime_part *part,
-			struct str *out);
+                        struct str *out);
 
 /* Appends the readable text of a leaf part as UTF-8, for the spam
  * tokenizer and SEARCH BODY/TEXT: text/html reduced by html_to_text() (link
@@ -245,7 +245,7 @@ int mime_part_text_utf8(const char *data, size_t len, const struct mime_part *pa
  * messages (walk their children instead).
  * Returns 0, or 1 when decoding was best effort. */
 int mime_part_plain_text(const char *data, size_t len, const struct mime_part *part,
-			 struct str *out, html_link_callback *link, void *context);
+                         struct str *out, html_link_callback *link, void *context);
 
 /* Appends in to out with every bare LF and bare CR turned into CRLF, the
  * form the store keeps and IMAP sizes count. */
@@ -265,7 +265,7 @@ void mime_cache_from_message(const char *data, size_t len, struct str *out);
  * Offsets are only checked against the size recorded in the cache: compare
  * mime_message_size() with the message before using them on its bytes. */
 int mime_cache_load(const void *cache, size_t len, struct mime_message **msg_r,
-		    const char **error_r);
+                    const char **error_r);
 /* The checksum that ends a cache (FNV-1a 64 of everything before the last
  * 8 bytes, stored little-endian); for tests and the fuzzer, which build
  * caches that pass it. */

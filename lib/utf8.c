@@ -173,8 +173,8 @@ static bool is_drop_mark(uint32_t cp)
 static bool is_space(uint32_t cp)
 {
 	return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 ||
-	       cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
-	       cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+	       cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+	       cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
 uint32_t utf8_search_fold(uint32_t cp)
@@ -249,7 +249,7 @@ void utf8_search_key(const char *s, size_t len, struct str *out)
 }
 
 bool utf8_search_contains(const char *haystack, size_t hay_len, const char *needle,
-			  size_t needle_len)
+                          size_t needle_len)
 {
 	if (needle_len == 0)
 		return true;
@@ -259,8 +259,7 @@ bool utf8_search_contains(const char *haystack, size_t hay_len, const char *need
 	return memmem(haystack, hay_len, needle, needle_len) != NULL;
 }
 
-bool utf8_search_match(const char *text, size_t text_len, const char *needle,
-		       size_t needle_len)
+bool utf8_search_match(const char *text, size_t text_len, const char *needle, size_t needle_len)
 {
 	struct str t = STR_INIT, n = STR_INIT;
 

@@ -51,9 +51,8 @@ void utf8_search_key(const char *s, size_t len, struct str *out);
  * (or any byte strings: the comparison is bytewise, linear time). An empty
  * needle matches. */
 bool utf8_search_contains(const char *haystack, size_t hay_len, const char *needle,
-			  size_t needle_len);
+                          size_t needle_len);
 /* Convenience: folds both (as utf8_search_key) and searches. */
-bool utf8_search_match(const char *text, size_t text_len, const char *needle,
-		       size_t needle_len);
+bool utf8_search_match(const char *text, size_t text_len, const char *needle, size_t needle_len);
 
 #endif

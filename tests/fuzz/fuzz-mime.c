@@ -55,7 +55,7 @@ static void render(const struct mime_message *msg, const char *data, size_t len)
 	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
 		size_t used;
 		const struct mime_part *p =
-			mime_imap_section(root, sections[i], strlen(sections[i]), &used);
+		    mime_imap_section(root, sections[i], strlen(sections[i]), &used);
 		if (p != NULL)
 			(void)mime_imap_section_message(p);
 	}

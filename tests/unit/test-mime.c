@@ -47,84 +47,84 @@ static char *envelope(const struct mime_part *part, unsigned int flags)
  * (its expected sizes are CRLF "virtual" sizes). Our output equals
  * Dovecot's except that names are written in upper case. */
 static const char nested_msg[] =
-	"From: user@domain.org\r\n"
-	"Date: Sat, 24 Mar 2007 23:00:00 +0200\r\n"
-	"Mime-Version: 1.0\r\n"
-	"Content-Type: multipart/mixed; boundary=\"foo\r\n"
-	" bar\"\r\n"
-	"\r\n"
-	"Root MIME prologue\r\n"
-	"\r\n"
-	"--foo bar\r\n"
-	"Content-Type: text/x-myown; charset=us-ascii; foo=\"quoted\\\"string\"\r\n"
-	"Content-ID: <foo@example.com>\r\n"
-	"Content-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==\r\n"
-	"Content-Disposition: inline; foo=bar\r\n"
-	"Content-Description: hellodescription\r\n"
-	"Content-Language: en, fi, se\r\n"
-	"Content-Location: http://example.com/test.txt\r\n"
-	"\r\n"
-	"hello\r\n"
-	"\r\n"
-	"--foo bar\r\n"
-	"Content-Type: message/rfc822\r\n"
-	"\r\n"
-	"From: sub@domain.org\r\n"
-	"To: sub-to1@domain.org, sub-to2@domain.org\r\n"
-	"Date: Sun, 12 Aug 2012 12:34:56 +0300\r\n"
-	"Subject: submsg\r\n"
-	"Content-Type: multipart/alternative; boundary=\"sub1\"\r\n"
-	"\r\n"
-	"Sub MIME prologue\r\n"
-	"--sub1\r\n"
-	"Content-Type: text/html\r\n"
-	"Content-Transfer-Encoding: 8bit\r\n"
-	"\r\n"
-	"<p>Hello world</p>\r\n"
-	"\r\n"
-	"--sub1\r\n"
-	"Content-Type: text/plain\r\n"
-	"Content-Transfer-Encoding: ?invalid\r\n"
-	"\r\n"
-	"Hello another world\r\n"
-	"\r\n"
-	"--sub1--\r\n"
-	"Sub MIME epilogue\r\n"
-	"\r\n"
-	"--foo bar--\r\n"
-	"Root MIME epilogue\r\n";
+    "From: user@domain.org\r\n"
+    "Date: Sat, 24 Mar 2007 23:00:00 +0200\r\n"
+    "Mime-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=\"foo\r\n"
+    " bar\"\r\n"
+    "\r\n"
+    "Root MIME prologue\r\n"
+    "\r\n"
+    "--foo bar\r\n"
+    "Content-Type: text/x-myown; charset=us-ascii; foo=\"quoted\\\"string\"\r\n"
+    "Content-ID: <foo@example.com>\r\n"
+    "Content-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==\r\n"
+    "Content-Disposition: inline; foo=bar\r\n"
+    "Content-Description: hellodescription\r\n"
+    "Content-Language: en, fi, se\r\n"
+    "Content-Location: http://example.com/test.txt\r\n"
+    "\r\n"
+    "hello\r\n"
+    "\r\n"
+    "--foo bar\r\n"
+    "Content-Type: message/rfc822\r\n"
+    "\r\n"
+    "From: sub@domain.org\r\n"
+    "To: sub-to1@domain.org, sub-to2@domain.org\r\n"
+    "Date: Sun, 12 Aug 2012 12:34:56 +0300\r\n"
+    "Subject: submsg\r\n"
+    "Content-Type: multipart/alternative; boundary=\"sub1\"\r\n"
+    "\r\n"
+    "Sub MIME prologue\r\n"
+    "--sub1\r\n"
+    "Content-Type: text/html\r\n"
+    "Content-Transfer-Encoding: 8bit\r\n"
+    "\r\n"
+    "<p>Hello world</p>\r\n"
+    "\r\n"
+    "--sub1\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Transfer-Encoding: ?invalid\r\n"
+    "\r\n"
+    "Hello another world\r\n"
+    "\r\n"
+    "--sub1--\r\n"
+    "Sub MIME epilogue\r\n"
+    "\r\n"
+    "--foo bar--\r\n"
+    "Root MIME epilogue\r\n";
 
 static const char nested_sub_env[] =
-	"(\"Sun, 12 Aug 2012 12:34:56 +0300\" \"submsg\" ((NIL NIL \"sub\" \"domain.org\")) "
-	"((NIL NIL \"sub\" \"domain.org\")) ((NIL NIL \"sub\" \"domain.org\")) "
-	"((NIL NIL \"sub-to1\" \"domain.org\")(NIL NIL \"sub-to2\" \"domain.org\")) NIL NIL NIL "
-	"NIL)";
+    "(\"Sun, 12 Aug 2012 12:34:56 +0300\" \"submsg\" ((NIL NIL \"sub\" \"domain.org\")) "
+    "((NIL NIL \"sub\" \"domain.org\")) ((NIL NIL \"sub\" \"domain.org\")) "
+    "((NIL NIL \"sub-to1\" \"domain.org\")(NIL NIL \"sub-to2\" \"domain.org\")) NIL NIL NIL "
+    "NIL)";
 
 static const char nested_bodystructure[] =
-	"((\"TEXT\" \"X-MYOWN\" (\"CHARSET\" \"us-ascii\" \"FOO\" \"quoted\\\"string\") "
-	"\"<foo@example.com>\" \"hellodescription\" \"7BIT\" 7 1 \"Q2hlY2sgSW50ZWdyaXR5IQ==\" "
-	"(\"INLINE\" (\"FOO\" \"bar\")) (\"en\" \"fi\" \"se\") \"http://example.com/test.txt\")"
-	"(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 412 "
-	"(\"Sun, 12 Aug 2012 12:34:56 +0300\" \"submsg\" ((NIL NIL \"sub\" \"domain.org\")) "
-	"((NIL NIL \"sub\" \"domain.org\")) ((NIL NIL \"sub\" \"domain.org\")) "
-	"((NIL NIL \"sub-to1\" \"domain.org\")(NIL NIL \"sub-to2\" \"domain.org\")) NIL NIL NIL "
-	"NIL) "
-	"((\"TEXT\" \"HTML\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"8BIT\" 20 1 NIL NIL NIL NIL)"
-	"(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 21 1 NIL NIL NIL NIL) "
-	"\"ALTERNATIVE\" (\"BOUNDARY\" \"sub1\") NIL NIL NIL) 21 NIL NIL NIL NIL) "
-	"\"MIXED\" (\"BOUNDARY\" \"foo bar\") NIL NIL NIL)";
+    "((\"TEXT\" \"X-MYOWN\" (\"CHARSET\" \"us-ascii\" \"FOO\" \"quoted\\\"string\") "
+    "\"<foo@example.com>\" \"hellodescription\" \"7BIT\" 7 1 \"Q2hlY2sgSW50ZWdyaXR5IQ==\" "
+    "(\"INLINE\" (\"FOO\" \"bar\")) (\"en\" \"fi\" \"se\") \"http://example.com/test.txt\")"
+    "(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 412 "
+    "(\"Sun, 12 Aug 2012 12:34:56 +0300\" \"submsg\" ((NIL NIL \"sub\" \"domain.org\")) "
+    "((NIL NIL \"sub\" \"domain.org\")) ((NIL NIL \"sub\" \"domain.org\")) "
+    "((NIL NIL \"sub-to1\" \"domain.org\")(NIL NIL \"sub-to2\" \"domain.org\")) NIL NIL NIL "
+    "NIL) "
+    "((\"TEXT\" \"HTML\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"8BIT\" 20 1 NIL NIL NIL NIL)"
+    "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 21 1 NIL NIL NIL NIL) "
+    "\"ALTERNATIVE\" (\"BOUNDARY\" \"sub1\") NIL NIL NIL) 21 NIL NIL NIL NIL) "
+    "\"MIXED\" (\"BOUNDARY\" \"foo bar\") NIL NIL NIL)";
 
 static const char nested_body[] =
-	"((\"TEXT\" \"X-MYOWN\" (\"CHARSET\" \"us-ascii\" \"FOO\" \"quoted\\\"string\") "
-	"\"<foo@example.com>\" \"hellodescription\" \"7BIT\" 7 1)"
-	"(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 412 "
-	"(\"Sun, 12 Aug 2012 12:34:56 +0300\" \"submsg\" ((NIL NIL \"sub\" \"domain.org\")) "
-	"((NIL NIL \"sub\" \"domain.org\")) ((NIL NIL \"sub\" \"domain.org\")) "
-	"((NIL NIL \"sub-to1\" \"domain.org\")(NIL NIL \"sub-to2\" \"domain.org\")) NIL NIL NIL "
-	"NIL) "
-	"((\"TEXT\" \"HTML\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"8BIT\" 20 1)"
-	"(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 21 1) \"ALTERNATIVE\") 21) "
-	"\"MIXED\")";
+    "((\"TEXT\" \"X-MYOWN\" (\"CHARSET\" \"us-ascii\" \"FOO\" \"quoted\\\"string\") "
+    "\"<foo@example.com>\" \"hellodescription\" \"7BIT\" 7 1)"
+    "(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 412 "
+    "(\"Sun, 12 Aug 2012 12:34:56 +0300\" \"submsg\" ((NIL NIL \"sub\" \"domain.org\")) "
+    "((NIL NIL \"sub\" \"domain.org\")) ((NIL NIL \"sub\" \"domain.org\")) "
+    "((NIL NIL \"sub-to1\" \"domain.org\")(NIL NIL \"sub-to2\" \"domain.org\")) NIL NIL NIL "
+    "NIL) "
+    "((\"TEXT\" \"HTML\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"8BIT\" 20 1)"
+    "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 21 1) \"ALTERNATIVE\") 21) "
+    "\"MIXED\")";
 
 START_TEST(test_nested_bodystructure)
 {
@@ -155,16 +155,15 @@ START_TEST(test_nested_bodystructure)
 	ck_assert(memcmp(nested_msg + html->body_start, "<p>Hello world</p>\r\n", 20) == 0);
 	ck_assert_uint_eq(html->body_len, 20);
 	struct str text = STR_INIT;
-	ck_assert_int_eq(mime_part_plain_text(nested_msg, strlen(nested_msg), html, &text, NULL,
-					      NULL),
-			 0);
+	ck_assert_int_eq(
+	    mime_part_plain_text(nested_msg, strlen(nested_msg), html, &text, NULL, NULL), 0);
 	ck_assert_str_eq(text.s, "Hello world");
 	str_truncate(&text, 0);
 	mime_part_plain_text(nested_msg, strlen(nested_msg), html->next, &text, NULL, NULL);
 	ck_assert_str_eq(text.s, "Hello another world\r\n");
 	str_truncate(&text, 0);
-	ck_assert_int_eq(mime_part_plain_text(nested_msg, strlen(nested_msg), p2, &text, NULL, NULL),
-			 0);
+	ck_assert_int_eq(
+	    mime_part_plain_text(nested_msg, strlen(nested_msg), p2, &text, NULL, NULL), 0);
 	ck_assert_uint_eq(text.len, 0);
 	str_free(&text);
 	/* pre-order walk */
@@ -183,15 +182,15 @@ END_TEST
 START_TEST(test_simple_message)
 {
 	const char *m = "From: Nguyen Van A <a@lamdong.gov.vn>\r\n"
-			"To: b@example.com\r\n"
-			"Subject: hi\r\n"
-			"\r\n"
-			"Hello\r\n"
-			"World\r\n";
+	                "To: b@example.com\r\n"
+	                "Subject: hi\r\n"
+	                "\r\n"
+	                "Hello\r\n"
+	                "World\r\n";
 	struct mime_message *msg = parse(m);
 
-	ck_str(bodystructure(msg, true, 0),
-	       "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 14 2 NIL NIL NIL NIL)");
+	ck_str(bodystructure(msg, true, 0), "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL "
+	                                    "NIL \"7BIT\" 14 2 NIL NIL NIL NIL)");
 	ck_str(bodystructure(msg, false, 0),
 	       "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 14 2)");
 	ck_str(envelope(mime_message_root(msg), 0),
@@ -220,18 +219,18 @@ END_TEST
 START_TEST(test_envelope_fields)
 {
 	const char *m = "Date:  Fri, 27 Nov 2026 10:00:00 +0700 \r\n"
-			"Subject: =?UTF-8?B?UXV54bq/dCDEkOG7i25o?=\r\n"
-			"\tso 12\r\n"
-			"From: \"Doe, John\" <john@example.com>\r\n"
-			"Sender: sec@example.com\r\n"
-			"Reply-To: <>\r\n"
-			"To: undisclosed-recipients:;\r\n"
-			"Cc: \r\n"
-			"In-Reply-To: <a@b>\r\n"
-			"Message-ID: <id1@lamdong.gov.vn>\r\n"
-			"Subject: second subject is ignored\r\n"
-			"\r\n"
-			"body\r\n";
+	                "Subject: =?UTF-8?B?UXV54bq/dCDEkOG7i25o?=\r\n"
+	                "\tso 12\r\n"
+	                "From: \"Doe, John\" <john@example.com>\r\n"
+	                "Sender: sec@example.com\r\n"
+	                "Reply-To: <>\r\n"
+	                "To: undisclosed-recipients:;\r\n"
+	                "Cc: \r\n"
+	                "In-Reply-To: <a@b>\r\n"
+	                "Message-ID: <id1@lamdong.gov.vn>\r\n"
+	                "Subject: second subject is ignored\r\n"
+	                "\r\n"
+	                "body\r\n";
 	struct mime_message *msg = parse(m);
 	const struct mime_envelope *env = mime_message_root(msg)->envelope;
 
@@ -263,9 +262,10 @@ START_TEST(test_envelope_8bit)
 {
 	/* 8-bit header text: a literal, or a quoted string under UTF8=ACCEPT */
 	struct mime_message *msg = parse("Subject: Quyết\r\nFrom: Bé <b@x.vn>\r\n\r\n");
-	ck_str(envelope(mime_message_root(msg), 0),
-	       "(NIL {7}\r\nQuyết (({3}\r\nBé NIL \"b\" \"x.vn\")) (({3}\r\nBé NIL \"b\" \"x.vn\")) "
-	       "(({3}\r\nBé NIL \"b\" \"x.vn\")) NIL NIL NIL NIL NIL)");
+	ck_str(
+	    envelope(mime_message_root(msg), 0),
+	    "(NIL {7}\r\nQuyết (({3}\r\nBé NIL \"b\" \"x.vn\")) (({3}\r\nBé NIL \"b\" \"x.vn\")) "
+	    "(({3}\r\nBé NIL \"b\" \"x.vn\")) NIL NIL NIL NIL NIL)");
 	ck_str(envelope(mime_message_root(msg), MIME_IMAP_UTF8),
 	       "(NIL \"Quyết\" ((\"Bé\" NIL \"b\" \"x.vn\")) ((\"Bé\" NIL \"b\" \"x.vn\")) "
 	       "((\"Bé\" NIL \"b\" \"x.vn\")) NIL NIL NIL NIL NIL)");
@@ -311,26 +311,28 @@ static char *address_imap(const char *value)
 
 START_TEST(test_addresses)
 {
-	ck_str(address_imap("\"Doe, John\" <john@example.com>, undisclosed-recipients:;, root, "
-			    "\"quoted local\"@example.com, <@route1,@route2:user@host>, "
-			    "Mary (comment) <mary@x.org>, bob@x.org (Bob Smith), "
-			    "=?UTF-8?B?VHLhuqduIFbEg24gQg==?= <b@lamdong.gov.vn>, team: a@x, b@y;"),
-	       "((\"Doe, John\" NIL \"john\" \"example.com\")"
-	       "(NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)"
-	       "(NIL NIL \"root\" \"MISSING_DOMAIN\")"
-	       "(NIL NIL \"quoted local\" \"example.com\")"
-	       "(NIL \"@route1,@route2\" \"user\" \"host\")"
-	       "(\"Mary\" NIL \"mary\" \"x.org\")"
-	       "(\"Bob Smith\" NIL \"bob\" \"x.org\")"
-	       "(\"=?UTF-8?B?VHLhuqduIFbEg24gQg==?=\" NIL \"b\" \"lamdong.gov.vn\")"
-	       "(NIL NIL \"team\" NIL)(NIL NIL \"a\" \"x\")(NIL NIL \"b\" \"y\")(NIL NIL NIL NIL))");
+	ck_str(
+	    address_imap("\"Doe, John\" <john@example.com>, undisclosed-recipients:;, root, "
+	                 "\"quoted local\"@example.com, <@route1,@route2:user@host>, "
+	                 "Mary (comment) <mary@x.org>, bob@x.org (Bob Smith), "
+	                 "=?UTF-8?B?VHLhuqduIFbEg24gQg==?= <b@lamdong.gov.vn>, team: a@x, b@y;"),
+	    "((\"Doe, John\" NIL \"john\" \"example.com\")"
+	    "(NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)"
+	    "(NIL NIL \"root\" \"MISSING_DOMAIN\")"
+	    "(NIL NIL \"quoted local\" \"example.com\")"
+	    "(NIL \"@route1,@route2\" \"user\" \"host\")"
+	    "(\"Mary\" NIL \"mary\" \"x.org\")"
+	    "(\"Bob Smith\" NIL \"bob\" \"x.org\")"
+	    "(\"=?UTF-8?B?VHLhuqduIFbEg24gQg==?=\" NIL \"b\" \"lamdong.gov.vn\")"
+	    "(NIL NIL \"team\" NIL)(NIL NIL \"a\" \"x\")(NIL NIL \"b\" \"y\")(NIL NIL NIL NIL))");
 	/* folded, with comments and obsolete spaces around the dot-atom */
 	ck_str(address_imap("Van\r\n B <v.b@x.vn>,\r\n\t(only comment) ,, c@d"),
 	       "((\"Van B\" NIL \"v.b\" \"x.vn\")(NIL NIL \"c\" \"d\"))");
 	/* broken: a name without <>, an unclosed <, an unterminated group */
 	ck_str(address_imap("John Doe john@x.com"), "((\"John Doe\" NIL \"john\" \"x.com\"))");
 	ck_str(address_imap("<a@b"), "((NIL NIL \"a\" \"b\"))");
-	ck_str(address_imap("grp: a@b"), "((NIL NIL \"grp\" NIL)(NIL NIL \"a\" \"b\")(NIL NIL NIL NIL))");
+	ck_str(address_imap("grp: a@b"),
+	       "((NIL NIL \"grp\" NIL)(NIL NIL \"a\" \"b\")(NIL NIL NIL NIL))");
 	ck_str(address_imap("@"), "((NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\"))");
 	ck_str(address_imap(""), "NIL");
 	ck_str(address_imap(" , ,"), "NIL");
@@ -362,27 +364,27 @@ START_TEST(test_encoded_words)
 		const char *in, *out;
 		int ret;
 	} cases[] = {
-		{"=?UTF-8?B?UXV54bq/dCDEkOG7i25o?=", "Quyết Định", 0},
-		{"=?utf-8?q?Hello_World?=", "Hello World", 0},
-		{"=?ISO-8859-1?Q?Caf=E9?= au lait", "Café au lait", 0},
-		{"=?windows-1258?Q?Quy=EA=ECt_=D0i=F2nh?=", "Quyết Định", 0},
-		/* whitespace between encoded words is dropped (RFC 2047 6.2) */
-		{"=?UTF-8?Q?a?= =?UTF-8?Q?b?=", "ab", 0},
-		{"=?UTF-8?Q?a?=\r\n =?UTF-8?Q?b?= c", "ab c", 0},
-		{"=?UTF-8?Q?a?= b", "a b", 0},
-		/* a UTF-8 character split over two words */
-		{"=?UTF-8?B?xA==?= =?UTF-8?B?kA==?=", "Đ", 0},
-		/* RFC 2231 language suffix */
-		{"=?UTF-8*vi?Q?=C4=91?=", "đ", 0},
-		/* inside a word, and unknown encodings kept */
-		{"x=?utf-8?q?y?=z", "xyz", 0},
-		{"=?utf-8?x?abc?=", "=?utf-8?x?abc?=", 0},
-		{"=?utf-8?q?unterminated", "=?utf-8?q?unterminated", 0},
-		/* raw 8-bit: UTF-8 kept, else windows-1252 */
-		{"Tiếng Việt", "Tiếng Việt", 0},
-		{"Caf\xe9", "Café", 1},
-		/* unknown charset: UTF-8 with replacement */
-		{"=?x-nonexistent?B?/w==?=", "\xef\xbf\xbd", 1},
+	    {"=?UTF-8?B?UXV54bq/dCDEkOG7i25o?=", "Quyết Định", 0},
+	    {"=?utf-8?q?Hello_World?=", "Hello World", 0},
+	    {"=?ISO-8859-1?Q?Caf=E9?= au lait", "Café au lait", 0},
+	    {"=?windows-1258?Q?Quy=EA=ECt_=D0i=F2nh?=", "Quyết Định", 0},
+	    /* whitespace between encoded words is dropped (RFC 2047 6.2) */
+	    {"=?UTF-8?Q?a?= =?UTF-8?Q?b?=", "ab", 0},
+	    {"=?UTF-8?Q?a?=\r\n =?UTF-8?Q?b?= c", "ab c", 0},
+	    {"=?UTF-8?Q?a?= b", "a b", 0},
+	    /* a UTF-8 character split over two words */
+	    {"=?UTF-8?B?xA==?= =?UTF-8?B?kA==?=", "Đ", 0},
+	    /* RFC 2231 language suffix */
+	    {"=?UTF-8*vi?Q?=C4=91?=", "đ", 0},
+	    /* inside a word, and unknown encodings kept */
+	    {"x=?utf-8?q?y?=z", "xyz", 0},
+	    {"=?utf-8?x?abc?=", "=?utf-8?x?abc?=", 0},
+	    {"=?utf-8?q?unterminated", "=?utf-8?q?unterminated", 0},
+	    /* raw 8-bit: UTF-8 kept, else windows-1252 */
+	    {"Tiếng Việt", "Tiếng Việt", 0},
+	    {"Caf\xe9", "Café", 1},
+	    /* unknown charset: UTF-8 with replacement */
+	    {"=?x-nonexistent?B?/w==?=", "\xef\xbf\xbd", 1},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct str out = STR_INIT;
@@ -451,26 +453,26 @@ START_TEST(test_transfer_decoding)
 END_TEST
 
 static const char attach_msg[] =
-	"From: a@b.c\r\n"
-	"Subject: =?UTF-8?B?QsOhbyBjw6FvLnBkZg==?=\r\n"
-	"MIME-Version: 1.0\r\n"
-	"Content-Type: multipart/mixed; boundary=XX\r\n"
-	"\r\n"
-	"--XX\r\n"
-	"Content-Type: text/plain; charset=windows-1258\r\n"
-	"Content-Transfer-Encoding: quoted-printable\r\n"
-	"\r\n"
-	"Quy=EA=ECt =D0i=F2nh\r\n"
-	"--XX\r\n"
-	"Content-Type: application/pdf; name=\"=?UTF-8?B?QsOhbyBjw6FvLnBkZg==?=\"\r\n"
-	"Content-Disposition: attachment;\r\n"
-	" filename*0*=utf-8''Quy%E1%BA%BFt;\r\n"
-	" filename*1*=%20%C4%91%E1%BB%8Bnh; filename*2=.pdf\r\n"
-	"Content-Transfer-Encoding: base64\r\n"
-	"Content-Description: =?UTF-8?Q?T=C3=A0i_li=E1=BB=87u?=\r\n"
-	"\r\n"
-	"JVBERi0xLjQK\r\n"
-	"--XX--\r\n";
+    "From: a@b.c\r\n"
+    "Subject: =?UTF-8?B?QsOhbyBjw6FvLnBkZg==?=\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=XX\r\n"
+    "\r\n"
+    "--XX\r\n"
+    "Content-Type: text/plain; charset=windows-1258\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n"
+    "\r\n"
+    "Quy=EA=ECt =D0i=F2nh\r\n"
+    "--XX\r\n"
+    "Content-Type: application/pdf; name=\"=?UTF-8?B?QsOhbyBjw6FvLnBkZg==?=\"\r\n"
+    "Content-Disposition: attachment;\r\n"
+    " filename*0*=utf-8''Quy%E1%BA%BFt;\r\n"
+    " filename*1*=%20%C4%91%E1%BB%8Bnh; filename*2=.pdf\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "Content-Description: =?UTF-8?Q?T=C3=A0i_li=E1=BB=87u?=\r\n"
+    "\r\n"
+    "JVBERi0xLjQK\r\n"
+    "--XX--\r\n";
 
 START_TEST(test_attachment_params)
 {
@@ -478,13 +480,14 @@ START_TEST(test_attachment_params)
 	const struct mime_part *root = mime_message_root(msg);
 	const struct mime_part *text = root->children, *pdf = text->next;
 
-	ck_str(bodystructure(msg, true, 0),
-	       "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"windows-1258\") NIL NIL \"QUOTED-PRINTABLE\" 20 0 "
-	       "NIL NIL NIL NIL)"
-	       "(\"APPLICATION\" \"PDF\" (\"NAME\" \"=?UTF-8?B?QsOhbyBjw6FvLnBkZg==?=\") NIL "
-	       "\"=?UTF-8?Q?T=C3=A0i_li=E1=BB=87u?=\" \"BASE64\" 12 NIL "
-	       "(\"ATTACHMENT\" (\"FILENAME*\" \"utf-8''Quy%E1%BA%BFt%20%C4%91%E1%BB%8Bnh.pdf\")) NIL "
-	       "NIL) \"MIXED\" (\"BOUNDARY\" \"XX\") NIL NIL NIL)");
+	ck_str(
+	    bodystructure(msg, true, 0),
+	    "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"windows-1258\") NIL NIL \"QUOTED-PRINTABLE\" 20 0 "
+	    "NIL NIL NIL NIL)"
+	    "(\"APPLICATION\" \"PDF\" (\"NAME\" \"=?UTF-8?B?QsOhbyBjw6FvLnBkZg==?=\") NIL "
+	    "\"=?UTF-8?Q?T=C3=A0i_li=E1=BB=87u?=\" \"BASE64\" 12 NIL "
+	    "(\"ATTACHMENT\" (\"FILENAME*\" \"utf-8''Quy%E1%BA%BFt%20%C4%91%E1%BB%8Bnh.pdf\")) NIL "
+	    "NIL) \"MIXED\" (\"BOUNDARY\" \"XX\") NIL NIL NIL)");
 	/* under UTF8=ACCEPT the decoded name is sent instead */
 	char *bs = bodystructure(msg, true, MIME_IMAP_UTF8);
 	ck_assert_ptr_nonnull(strstr(bs, "(\"ATTACHMENT\" (\"FILENAME\" \"Quyết định.pdf\"))"));
@@ -516,13 +519,13 @@ END_TEST
 START_TEST(test_params_edge_cases)
 {
 	const char *m = "Content-Type: Text/HTML ; (comment) CharSet = \"UTF-8\" ; ;junk;"
-			" name=my file.htm ; x*1=b; x*0=a; x*3=gap; charset=second;"
-			" y*=iso-8859-1'en'%E9t%E9\r\n"
-			"Content-Transfer-Encoding: Base64 (comment)\r\n"
-			"Content-Disposition: INLINE\r\n"
-			"Content-Location: http://x.vn/\r\n  a.html\r\n"
-			"\r\n"
-			"PGI+/w==\r\n";
+	                " name=my file.htm ; x*1=b; x*0=a; x*3=gap; charset=second;"
+	                " y*=iso-8859-1'en'%E9t%E9\r\n"
+	                "Content-Transfer-Encoding: Base64 (comment)\r\n"
+	                "Content-Disposition: INLINE\r\n"
+	                "Content-Location: http://x.vn/\r\n  a.html\r\n"
+	                "\r\n"
+	                "PGI+/w==\r\n";
 	struct mime_message *msg = parse(m);
 	const struct mime_part *p = mime_message_root(msg);
 
@@ -573,11 +576,11 @@ END_TEST
 START_TEST(test_headers)
 {
 	const char *h = "Received: from a\r\n\tby b\r\n"
-			"X-Bad line without colon\r\n"
-			"Subject : obs space\r\n"
-			"X-Empty:\r\n"
-			"\r\n"
-			"Not-A-Header: body\r\n";
+	                "X-Bad line without colon\r\n"
+	                "Subject : obs space\r\n"
+	                "X-Empty:\r\n"
+	                "\r\n"
+	                "Not-A-Header: body\r\n";
 	struct mime_header_iter it;
 	struct mime_header hdr;
 	struct str out = STR_INIT;
@@ -651,7 +654,7 @@ START_TEST(test_sections)
 
 	/* message/rfc822 holding a single part: N.1 is its body */
 	msg = parse("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
-		    "Content-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\ninner\r\n--b--\r\n");
+	            "Content-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\ninner\r\n--b--\r\n");
 	root = mime_message_root(msg);
 	p = mime_imap_section(root, "1.1", 3, &used);
 	ck_assert_ptr_eq(p, root->children->children);
@@ -669,9 +672,10 @@ START_TEST(test_broken_mime)
 	msg = parse("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nabc\r\n");
 	root = mime_message_root(msg);
 	ck_assert(root->flags & MIME_PART_F_NO_END_BOUNDARY);
-	ck_str(bodystructure(msg, true, 0),
-	       "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 5 1 NIL NIL NIL NIL) "
-	       "\"MIXED\" (\"BOUNDARY\" \"b\") NIL NIL NIL)");
+	ck_str(
+	    bodystructure(msg, true, 0),
+	    "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 5 1 NIL NIL NIL NIL) "
+	    "\"MIXED\" (\"BOUNDARY\" \"b\") NIL NIL NIL)");
 	mime_message_free(&msg);
 
 	/* multipart without boundary: a leaf, shown with an empty part */
@@ -679,9 +683,10 @@ START_TEST(test_broken_mime)
 	root = mime_message_root(msg);
 	ck_assert(root->flags & MIME_PART_F_NO_BOUNDARY);
 	ck_assert_ptr_null(root->children);
-	ck_str(bodystructure(msg, true, 0),
-	       "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0 NIL NIL NIL NIL) "
-	       "\"MIXED\" NIL NIL NIL NIL)");
+	ck_str(
+	    bodystructure(msg, true, 0),
+	    "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0 NIL NIL NIL NIL) "
+	    "\"MIXED\" NIL NIL NIL NIL)");
 	ck_str(bodystructure(msg, false, 0),
 	       "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0) \"MIXED\")");
 	mime_message_free(&msg);
@@ -697,14 +702,15 @@ START_TEST(test_broken_mime)
 	ck_assert(root->flags & MIME_PART_F_NO_BODY_SEP);
 	ck_assert_uint_eq(root->header_len, 19);
 	ck_assert_uint_eq(root->body_len, 0);
-	ck_str(bodystructure(msg, true, 0),
-	       "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0 NIL NIL NIL NIL)");
+	ck_str(
+	    bodystructure(msg, true, 0),
+	    "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0 NIL NIL NIL NIL)");
 	mime_message_free(&msg);
 
 	/* a part with no header at all, an empty part, preamble and epilogue,
 	 * LF-only line ends, transport padding after the delimiter */
 	msg = parse("Content-Type: multipart/mixed; boundary=\"b\"\n\npre\n--b  \nhello\n--b\n"
-		    "\n--b\n\n\n--b--\nepilogue\n--b\nnot a part\n");
+	            "\n--b\n\n\n--b--\nepilogue\n--b\nnot a part\n");
 	root = mime_message_root(msg);
 	ck_assert_uint_eq(root->child_count, 3);
 	ck_assert(root->flags & MIME_PART_F_BARE_LF);
@@ -723,10 +729,10 @@ START_TEST(test_broken_mime)
 	/* an inner boundary that extends the outer one: the outer level must
 	 * not split at the inner delimiters (strict matching first) */
 	msg = parse("Content-Type: multipart/related; boundary=\"X\"\r\n\r\n"
-		    "--X\r\nContent-Type: multipart/alternative; boundary=\"XAA\"\r\n\r\n"
-		    "--XAA\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
-		    "--XAA\r\nContent-Type: text/html\r\n\r\n<b>html</b>\r\n--XAA--\r\n\r\n"
-		    "--X\r\nContent-Type: image/gif\r\n\r\nGIF\r\n--X--\r\n");
+	            "--X\r\nContent-Type: multipart/alternative; boundary=\"XAA\"\r\n\r\n"
+	            "--XAA\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
+	            "--XAA\r\nContent-Type: text/html\r\n\r\n<b>html</b>\r\n--XAA--\r\n\r\n"
+	            "--X\r\nContent-Type: image/gif\r\n\r\nGIF\r\n--X--\r\n");
 	root = mime_message_root(msg);
 	ck_assert_uint_eq(root->child_count, 2);
 	ck_assert_str_eq(root->children->subtype, "alternative");
@@ -739,7 +745,7 @@ START_TEST(test_broken_mime)
 
 	/* delimiters followed by junk only: prefix matching as the fallback */
 	msg = parse("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b junk\r\n\r\none\r\n"
-		    "--b=x\r\n\r\ntwo\r\n--b--junk\r\n");
+	            "--b=x\r\n\r\ntwo\r\n--b--junk\r\n");
 	root = mime_message_root(msg);
 	ck_assert_uint_eq(root->child_count, 2);
 	ck_assert_uint_eq(root->children->next->body_len, 3);
@@ -758,7 +764,7 @@ START_TEST(test_broken_mime)
 
 	/* base64 message/rfc822: not descended into, still a valid body-type-msg */
 	msg = parse("Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-		    "U3ViamVjdDogeA0KDQp5\r\n");
+	            "U3ViamVjdDogeA0KDQp5\r\n");
 	ck_assert_ptr_null(mime_message_root(msg)->children);
 	ck_str(bodystructure(msg, false, 0),
 	       "(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"BASE64\" 22 "
@@ -767,8 +773,9 @@ START_TEST(test_broken_mime)
 	mime_message_free(&msg);
 
 	/* multipart/digest: parts default to message/rfc822 */
-	msg = parse("Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: one\r\n\r\n"
-		    "1\r\n--d\r\nContent-Type: text/plain\r\n\r\n2\r\n--d--\r\n");
+	msg = parse(
+	    "Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: one\r\n\r\n"
+	    "1\r\n--d\r\nContent-Type: text/plain\r\n\r\n2\r\n--d--\r\n");
 	root = mime_message_root(msg);
 	ck_assert(mime_part_is_message(root->children));
 	ck_assert_str_eq(root->children->children->envelope->subject, "one");
@@ -777,8 +784,9 @@ START_TEST(test_broken_mime)
 
 	/* empty input and NULL */
 	msg = mime_parse(NULL, 0);
-	ck_str(bodystructure(msg, true, 0),
-	       "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0 NIL NIL NIL NIL)");
+	ck_str(
+	    bodystructure(msg, true, 0),
+	    "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0 NIL NIL NIL NIL)");
 	mime_message_free(&msg);
 }
 END_TEST
@@ -810,7 +818,8 @@ static bool balanced(const char *s)
 		} else if (*s == '{') {
 			char *end;
 			unsigned long n = strtoul(s + 1, &end, 10);
-			if (end[0] != '}' || end[1] != '\r' || end[2] != '\n' || strlen(end + 3) < n)
+			if (end[0] != '}' || end[1] != '\r' || end[2] != '\n' ||
+			    strlen(end + 3) < n)
 				return false;
 			s = end + 2 + n;
 		} else if (*s == '(') {
@@ -830,7 +839,8 @@ START_TEST(test_limits)
 
 	/* 40 levels of multipart: parsing stops at MIME_MAX_DEPTH */
 	for (int i = 0; i < 40; i++)
-		str_printf(&m, "Content-Type: multipart/mixed; boundary=b%dz\r\n\r\n--b%dz\r\n", i, i);
+		str_printf(&m, "Content-Type: multipart/mixed; boundary=b%dz\r\n\r\n--b%dz\r\n", i,
+		           i);
 	str_appends(&m, "Content-Type: text/plain\r\n\r\ndeep\r\n");
 	msg = mime_parse(m.s, m.len);
 	ck_assert_uint_eq(max_depth(mime_message_root(msg)), MIME_MAX_DEPTH);
@@ -885,7 +895,9 @@ START_TEST(test_limits)
 
 	/* many lines that almost match the boundary */
 	str_truncate(&m, 0);
-	str_appends(&m, "Content-Type: multipart/mixed; boundary=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n");
+	str_appends(
+	    &m,
+	    "Content-Type: multipart/mixed; boundary=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n");
 	for (int i = 0; i < 200000; i++)
 		str_appends(&m, "--aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
 	msg = mime_parse(m.s, m.len);
@@ -954,7 +966,7 @@ static char *render_all(const struct mime_message *msg)
 		mime_imap_bodystructure(p, true, 0, &out);
 		mime_imap_envelope(p->envelope, 0, &out);
 		str_printf(&out, "|%zu %zu %zu %zu %zu %u|", p->header_start, p->header_len,
-			   p->body_start, p->body_len, p->body_lines, p->flags);
+		           p->body_start, p->body_len, p->body_lines, p->flags);
 	}
 	return str_steal(&out);
 }
@@ -962,7 +974,7 @@ static char *render_all(const struct mime_message *msg)
 START_TEST(test_cache_roundtrip)
 {
 	const char *msgs[] = {nested_msg, attach_msg, "", "Subject: x\r\n\r\ny",
-			      "To: g: a@b, \"q\"@c;, <@r:x@y>\r\nCc: (c) d\r\n\r\n"};
+	                      "To: g: a@b, \"q\"@c;, <@r:x@y>\r\nCc: (c) d\r\n\r\n"};
 
 	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
 		struct mime_message *msg = parse(msgs[i]), *loaded;
@@ -1052,12 +1064,12 @@ static void on_link(void *context, enum html_link_kind kind, const char *url, si
 START_TEST(test_html)
 {
 	const char *html =
-		"<html><head><title>T</title><style>p{color:red}</style></head>"
-		"<body><p>Xin&nbsp;ch&agrave;o <a href=\"http://x.vn/?a=1&amp;b=2\">link</a></p>"
-		"<script>var a='<p>';</script><!-- hidden --><img src='i.png' alt='Khuyến mãi'>"
-		"<br>Line&#32;2 &#x1EBF; &bogus; a &lt;b&amp;"
-		"<form action=/post><table background=bg.gif><tr><td>c1<td>c2</table>"
-		"</body></html>";
+	    "<html><head><title>T</title><style>p{color:red}</style></head>"
+	    "<body><p>Xin&nbsp;ch&agrave;o <a href=\"http://x.vn/?a=1&amp;b=2\">link</a></p>"
+	    "<script>var a='<p>';</script><!-- hidden --><img src='i.png' alt='Khuyến mãi'>"
+	    "<br>Line&#32;2 &#x1EBF; &bogus; a &lt;b&amp;"
+	    "<form action=/post><table background=bg.gif><tr><td>c1<td>c2</table>"
+	    "</body></html>";
 	struct links l = {STR_INIT};
 	struct str out = STR_INIT;
 
@@ -1067,8 +1079,13 @@ START_TEST(test_html)
 	str_free(&out);
 
 	/* unterminated constructs and invalid bytes */
-	const char *bad[] = {"<!-- never closed", "<a href=\"never closed", "<script>x", "<",
-			     "&#xFFFFFFFFFF;", "\xff<p>\xc3", "<a\0b>t"};
+	const char *bad[] = {"<!-- never closed",
+	                     "<a href=\"never closed",
+	                     "<script>x",
+	                     "<",
+	                     "&#xFFFFFFFFFF;",
+	                     "\xff<p>\xc3",
+	                     "<a\0b>t"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		str_truncate(&l.all, 0);
 		html_to_text(bad[i], strlen(bad[i]), &out, on_link, &l);
@@ -1139,7 +1156,8 @@ START_TEST(test_corpus)
 				str_truncate(&t, 0);
 				mime_part_text_utf8(msg.s, msg.len, p, &t);
 				ck_assert_msg(utf8_is_valid(t.s, t.len), "%s", path);
-				if (strcmp(p->type, "text") == 0 && strcmp(p->subtype, "html") == 0) {
+				if (strcmp(p->type, "text") == 0 &&
+				    strcmp(p->subtype, "html") == 0) {
 					struct str h = STR_INIT;
 					html_to_text(t.s, t.len, &h, NULL, NULL);
 					ck_assert_msg(utf8_is_valid(h.s, h.len), "%s", path);
