@@ -75,8 +75,8 @@ struct mime_address {
 	enum mime_address_kind kind;
 	const char *name;    /* phrase (unquoted) or the comment; NULL if none */
 	const char *route;   /* obsolete source route "@a,@b"; NULL if none */
-	const char *mailbox; /* local part (unquoted); NULL if missing */
-	const char *host;    /* domain; NULL if missing (e.g. "To: root") */
+	const char *mailbox; /* local part (unquoted); NULL if missing, "" for "<>" */
+	const char *host;    /* domain; NULL if missing ("To: root"), "" for "<>" */
 	/* true when the parser had to guess (missing '@', junk, no '>') */
 	bool invalid;
 	struct mime_address *next;
@@ -129,7 +129,8 @@ struct mime_part {
 	const char *subtype;
 	struct mime_param *params; /* array of param_count */
 	unsigned int param_count;
-	/* Content-Transfer-Encoding, lower-case, trimmed; NULL when absent. */
+	/* Content-Transfer-Encoding token, lower-case; NULL when absent or
+	 * not a token (then 7bit is meant). */
 	const char *encoding;
 	/* Raw unfolded values (trimmed); NULL when absent. */
 	const char *id;               /* Content-ID */
@@ -176,8 +177,8 @@ bool mime_part_is_message(const struct mime_part *part);
 const char *mime_part_param(const struct mime_part *part, const char *name);
 /* The same for Content-Disposition. */
 const char *mime_part_disposition_param(const struct mime_part *part, const char *name);
-/* The charset for decoding text: the charset parameter, lower-case, or
- * "us-ascii" when none. */
+/* The charset for decoding text: the charset parameter as sent (compare
+ * it case-insensitively), or "us-ascii" when none. */
 const char *mime_part_charset(const struct mime_part *part);
 /* Attachment file name (UTF-8): disposition filename, else Content-Type
  * name; NULL if neither. */
@@ -233,8 +234,9 @@ int mime_part_decode_body(const char *data, size_t len, const struct mime_part *
                           struct str *out);
 /* Appends the body of a text part as valid UTF-8: transfer decoding, then
  * the part's charset converted (unknown charsets and invalid sequences
- * become U+FFFD; never fails). Returns 0 or 1 as above. Works for any part
- * but is meant for type "text". */
+ * become U+FFFD; never fails). Returns 0, or 1 when anything had to be
+ * guessed (broken or unknown transfer encoding, replaced bytes, unknown
+ * charset). Works for any part but is meant for type "text". */
 int mime_part_text_utf8(const char *data, size_t len, const struct mime_part *part,
                         struct str *out);
 
