@@ -23,8 +23,8 @@ typedef void html_link_callback(void *context, enum html_link_kind kind, const c
 
 /* Appends the text of html (UTF-8 expected: convert the charset first;
  * invalid bytes become U+FFFD) to out:
- * - tags removed; the contents of <script>, <style>, <head> (except
- *   <title>, which is kept), <template> and comments dropped;
+ * - tags removed; the contents of <script>, <style>, <template>,
+ *   <noscript> and comments dropped (<title> text is kept);
  * - character references decoded (numeric, and the common named ones:
  *   nbsp amp lt gt quot apos, Latin-1 and Vietnamese letters, dashes,
  *   quotes...; unknown ones kept literally);
