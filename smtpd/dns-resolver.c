@@ -236,6 +236,18 @@ static void mx_done(void *data, int err, struct ub_result *res)
 	free(mx);
 }
 
+int dnsr_txt_from_rdata(const unsigned char *d, size_t len, struct str *out)
+{
+	for (size_t k = 0; k < len;) {
+		size_t l = d[k++];
+		if (l > len - k || memchr(d + k, 0, l) != NULL)
+			return -1;
+		str_append(out, d + k, l);
+		k += l;
+	}
+	return 0;
+}
+
 static void txt_done(void *data, int err, struct ub_result *res)
 {
 	struct dnsr_query *q = data;
@@ -245,19 +257,9 @@ static void txt_done(void *data, int err, struct ub_result *res)
 	size_t n = 0;
 	if (st == DNSR_OK) {
 		for (size_t i = 0; res->data[i] != NULL; i++) {
-			const unsigned char *d = (const unsigned char *)res->data[i];
-			size_t len = (size_t)res->len[i];
 			struct str t = STR_INIT;
-			bool ok = true;
-			for (size_t k = 0; k < len && ok;) {
-				size_t l = d[k++];
-				if (k + l > len || memchr(d + k, 0, l) != NULL)
-					ok = false;
-				else
-					str_append(&t, d + k, l);
-				k += l;
-			}
-			if (!ok) {
+			if (dnsr_txt_from_rdata((const unsigned char *)res->data[i],
+						(size_t)res->len[i], &t) < 0) {
 				str_free(&t);
 				continue;
 			}

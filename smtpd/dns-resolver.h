@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "net.h"
+#include "str.h"
 
 struct dnsr;
 
@@ -57,8 +58,12 @@ int dnsr_lookup_txt(struct dnsr *r, const char *name, dnsr_txt_fn *cb, void *ctx
 void dnsr_cancel(struct dnsr *r, int id);
 
 /* Wire-format domain name at data[0..len) (uncompressed, as libunbound
- * gives rdata) into text without the trailing dot. 0 or -1. For tests. */
+ * gives rdata) into text without the trailing dot; host name bytes only.
+ * 0 with *used_r, or -1. */
 int dnsr_name_from_wire(const unsigned char *data, size_t len, char *out, size_t out_size,
 			size_t *used_r);
+/* TXT rdata (length-prefixed strings) joined into out. 0, or -1 when
+ * malformed or holding a NUL byte. */
+int dnsr_txt_from_rdata(const unsigned char *data, size_t len, struct str *out);
 
 #endif

@@ -40,15 +40,17 @@ smtpd_liboutbound_a_SOURCES = \
 	smtpd/outbound-sched.c smtpd/outbound-sched.h \
 	smtpd/dsn.c smtpd/dsn.h \
 	smtpd/tls-policy.c smtpd/tls-policy.h \
-	smtpd/mta-sts.c smtpd/mta-sts.h
-smtpd_liboutbound_a_CFLAGS = $(AM_CFLAGS)
+	smtpd/mta-sts.c smtpd/mta-sts.h \
+	smtpd/dns-resolver.c smtpd/dns-resolver.h
+smtpd_liboutbound_a_CFLAGS = $(AM_CFLAGS) $(UNBOUND_CFLAGS)
 LIBOUTBOUND = smtpd/liboutbound.a
 
 UNIT_TESTS += tests/unit/test-outbound
 check_PROGRAMS += tests/unit/test-outbound
 tests_unit_test_outbound_SOURCES = tests/unit/test-outbound.c
 tests_unit_test_outbound_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/smtpd
-tests_unit_test_outbound_LDADD = $(LIBOUTBOUND) $(LIBSMTPD) $(LIBCONGVU) $(CHECK_LIBS)
+tests_unit_test_outbound_LDADD = $(LIBOUTBOUND) $(LIBSMTPD) $(LIBCONGVU_NET) $(LIBCONGVU) \
+	$(UNBOUND_LIBS) $(CHECK_LIBS)
 INTEGRATION_TESTS += tests/integration/smtpd_policy.py
 INTEGRATION_TESTS += tests/integration/smtpd_milter.py
 INTEGRATION_TESTS += tests/integration/smtpd_postfix.py
@@ -56,7 +58,7 @@ INTEGRATION_TESTS += tests/integration/smtpd_postfix.py
 # outbound delivery (issue 6): the delivery process, linked into congvu-smtpd.
 smtpd_congvu_smtpd_SOURCES += \
 	smtpd/outbound.c smtpd/outbound.h smtpd/outbound-private.h \
-	smtpd/outbound-sts.c smtpd/dns-resolver.c smtpd/dns-resolver.h
+	smtpd/outbound-sts.c
 smtpd_congvu_smtpd_CFLAGS += $(UNBOUND_CFLAGS)
 smtpd_congvu_smtpd_LDADD += $(LIBOUTBOUND) $(LIBSMTPD) $(LIBCONGVU_STORE) $(LIBCONGVU_NET) \
 	$(LIBCONGVU) $(UNBOUND_LIBS)
@@ -88,9 +90,10 @@ INTEGRATION_TESTS += tests/integration/smtpd_concurrency.py
 if FUZZERS
 noinst_PROGRAMS += tests/fuzz/fuzz-smtp-client
 tests_fuzz_fuzz_smtp_client_SOURCES = tests/fuzz/fuzz-smtp-client.c \
-	smtpd/outbound-client.c smtpd/tls-policy.c smtpd/mta-sts.c
-tests_fuzz_fuzz_smtp_client_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/smtpd -fsanitize=fuzzer
+	smtpd/outbound-client.c smtpd/tls-policy.c smtpd/mta-sts.c smtpd/dns-resolver.c
+tests_fuzz_fuzz_smtp_client_CFLAGS = $(AM_CFLAGS) $(UNBOUND_CFLAGS) -I$(top_srcdir)/smtpd \
+	-fsanitize=fuzzer
 tests_fuzz_fuzz_smtp_client_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
-tests_fuzz_fuzz_smtp_client_LDADD = $(LIBCONGVU)
+tests_fuzz_fuzz_smtp_client_LDADD = $(LIBCONGVU_NET) $(LIBCONGVU) $(UNBOUND_LIBS)
 endif
 EXTRA_DIST += tests/fuzz/fuzz-smtp-client.c doc/outbound.md

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dns-resolver.h"
 #include "mta-sts.h"
 #include "outbound-client.h"
 #include "tls-policy.h"
@@ -74,6 +75,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		free(error);
 	}
+	/* DNS rdata: a name, TXT strings */
+	char name[256];
+	size_t used;
+	if (dnsr_name_from_wire(data, size, name, sizeof(name), &used) == 0 &&
+	    (used > size || strlen(name) > 253 + 1))
+		abort();
+	struct str txt = STR_INIT;
+	dnsr_txt_from_rdata(data, size, &txt);
+	str_free(&txt);
 	/* the MTA-STS parsers with the same bytes */
 	char id[33];
 	mta_sts_parse_txt((const char *)data, size, id);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dns-resolver.h"
 #include "dsn.h"
 #include "mta-sts.h"
 #include "outbound-client.h"
@@ -878,6 +879,38 @@ START_TEST(test_mta_sts)
 }
 END_TEST
 
+START_TEST(test_dns_rdata)
+{
+	char name[256];
+	size_t used;
+	static const unsigned char mx[] = "\x02mx\x09quangninh\x03gov\x02vn\x00";
+	ck_assert_int_eq(dnsr_name_from_wire(mx, sizeof(mx) - 1, name, sizeof(name), &used), 0);
+	ck_assert_str_eq(name, "mx.quangninh.gov.vn");
+	ck_assert_uint_eq(used, sizeof(mx) - 1);
+	static const unsigned char root[] = "\x00";
+	ck_assert_int_eq(dnsr_name_from_wire(root, 1, name, sizeof(name), &used), 0);
+	ck_assert_str_eq(name, "");
+	static const unsigned char bad1[] = "\x05" "ab";     /* label past the end */
+	static const unsigned char bad2[] = "\x02" "a b\x00"; /* a space */
+	static const unsigned char bad3[] = "\x02" "ab";     /* no root label */
+	static const unsigned char bad4[] = "\x40";         /* label over 63 */
+	ck_assert_int_eq(dnsr_name_from_wire(bad1, 3, name, sizeof(name), &used), -1);
+	ck_assert_int_eq(dnsr_name_from_wire(bad2, 4, name, sizeof(name), &used), -1);
+	ck_assert_int_eq(dnsr_name_from_wire(bad3, 3, name, sizeof(name), &used), -1);
+	ck_assert_int_eq(dnsr_name_from_wire(bad4, 1, name, sizeof(name), &used), -1);
+	ck_assert_int_eq(dnsr_name_from_wire(mx, sizeof(mx) - 1, name, 8, &used), -1);
+
+	struct str t = STR_INIT;
+	static const unsigned char txt[] = "\x07v=STSv1\x06; id=1";
+	ck_assert_int_eq(dnsr_txt_from_rdata(txt, sizeof(txt) - 1, &t), 0);
+	ck_assert_str_eq(t.s, "v=STSv1; id=1");
+	str_truncate(&t, 0);
+	ck_assert_int_eq(dnsr_txt_from_rdata((const unsigned char *)"\x05" "abc", 4, &t), -1);
+	ck_assert_int_eq(dnsr_txt_from_rdata((const unsigned char *)"\x02" "a\x00", 3, &t), -1);
+	str_free(&t);
+}
+END_TEST
+
 static Suite *outbound_suite(void)
 {
 	Suite *s = suite_create("outbound");
@@ -902,6 +935,7 @@ static Suite *outbound_suite(void)
 	tcase_add_test(tc, test_null_sender_no_dsn);
 	tcase_add_test(tc, test_dsn_structure);
 	tcase_add_test(tc, test_mta_sts);
+	tcase_add_test(tc, test_dns_rdata);
 	suite_add_tcase(s, tc);
 	return s;
 }
