@@ -64,6 +64,18 @@ def run(srv):
     check(r[-1].startswith("a3 BAD"), "SELECT before login is BAD")
     raw.close()
 
+    # STARTTLS: commands pipelined behind it in clear are discarded
+    raw = Raw(srv.port)
+    raw.send("t1 STARTTLS\r\nt2 LOGIN %s %s\r\n" % (USER, PASSWORD))
+    check(raw.line().startswith("t1 OK"), "STARTTLS")
+    raw.sock = srv.tls_context().wrap_socket(raw.sock, server_hostname="localhost")
+    raw.buf = b""
+    r = raw.cmd("t3", "NOOP")
+    check(r == ["t3 OK NOOP completed"], "input pipelined after STARTTLS was discarded")
+    r = raw.cmd("t4", "STARTTLS")
+    check(r[-1].startswith("t4 BAD"), "STARTTLS twice: BAD")
+    raw.close()
+
     # ---- STARTTLS with imaplib ----
     M = imaplib.IMAP4("127.0.0.1", srv.port)
     M.starttls(ssl_context=srv.tls_context())
