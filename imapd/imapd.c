@@ -72,6 +72,63 @@ struct worker {
 
 static struct worker *W;
 
+/* The values sessions take from the configuration; new sessions see a
+ * reloaded configuration, existing ones keep their limits. */
+static void apply_settings(struct imapd *d)
+{
+	d->set = set;
+	d->appendlimit = settings_num(set, S_IMAPD_APPEND_LIMIT);
+	d->limits.max_line = (size_t)settings_num(set, S_IMAPD_MAX_LINE);
+	d->limits.max_literal = d->appendlimit;
+	d->limits.max_small_literal = d->limits.max_line;
+	d->limits.max_command = d->appendlimit + 4 * d->limits.max_line;
+	d->limits.max_depth = 32;
+	d->limits.max_args = 10000;
+	d->idle_timeout_ms = (unsigned)settings_num(set, S_IMAPD_IDLE_TIMEOUT) * 1000;
+	d->login_timeout_ms = (unsigned)settings_num(set, S_IMAPD_LOGIN_TIMEOUT) * 1000;
+	d->max_bad = 20;
+	d->max_connections = (unsigned)settings_num(set, S_IMAPD_MAX_CONNECTIONS);
+}
+
+/* SIGHUP: the configuration file read again (listeners and the store stay
+ * as they are until a restart), trusted networks and the certificate
+ * reloaded. On any error the old configuration stays. */
+static void reload(struct worker *w)
+{
+	char *err;
+	struct settings *n = settings_from_cli(conf_path, overrides, n_overrides, &err);
+	if (n == NULL) {
+		log_err("event=reload_failed error=\"%s\"", err);
+		free(err);
+		return;
+	}
+	struct net_list *trusted;
+	if (net_list_parse(settings_str(n, S_IMAPD_TRUSTED_NETWORKS), &trusted, &err) < 0) {
+		log_err("event=reload_failed error=\"imapd.trusted_networks: %s\"", err);
+		free(err);
+		settings_free(&n);
+		return;
+	}
+	if (w->d.tls != NULL) {
+		const char *cert = settings_str(n, S_TLS_CERT), *key = settings_str(n, S_TLS_KEY);
+		if (tls_ctx_reload(w->d.tls, cert, key[0] ? key : cert,
+				   settings_str(n, S_TLS_MIN_VERSION), &err) < 0) {
+			log_err("event=reload_failed error=\"%s\"", err);
+			free(err);
+			net_list_free(&trusted);
+			settings_free(&n);
+			return;
+		}
+	}
+	/* sessions look at d->trusted only when they start */
+	net_list_free(&w->d.trusted);
+	w->d.trusted = trusted;
+	settings_free(&set);
+	set = n;
+	apply_settings(&w->d);
+	log_info("event=reload");
+}
+
 static void accept_cb(void *ctx, unsigned revents)
 {
 	struct listen_fd *l = ctx;
@@ -142,17 +199,7 @@ static void worker_signal(void *ctx, int signo)
 {
 	struct worker *w = ctx;
 	if (signo == SIGHUP) {
-		if (w->d.tls != NULL) {
-			char *err;
-			const char *cert = settings_str(set, S_TLS_CERT), *key = settings_str(set, S_TLS_KEY);
-			if (tls_ctx_reload(w->d.tls, cert, key[0] ? key : cert,
-					   settings_str(set, S_TLS_MIN_VERSION), &err) < 0) {
-				log_err("event=reload_failed error=\"%s\"", err);
-				free(err);
-			} else {
-				log_info("event=reload certificate=%s", cert);
-			}
-		}
+		reload(w);
 		return;
 	}
 	if (w->stopping)
@@ -172,20 +219,9 @@ static int worker_main(struct tls_ctx *tls, struct net_list *trusted)
 	memset(&w, 0, sizeof(w));
 	W = &w;
 	w.d.loop = ioloop_create();
-	w.d.set = set;
 	w.d.tls = tls;
 	w.d.trusted = trusted;
-	w.d.appendlimit = settings_num(set, S_IMAPD_APPEND_LIMIT);
-	w.d.limits.max_line = (size_t)settings_num(set, S_IMAPD_MAX_LINE);
-	w.d.limits.max_literal = w.d.appendlimit;
-	w.d.limits.max_small_literal = w.d.limits.max_line;
-	w.d.limits.max_command = w.d.appendlimit + 4 * w.d.limits.max_line;
-	w.d.limits.max_depth = 32;
-	w.d.limits.max_args = 10000;
-	w.d.idle_timeout_ms = (unsigned)settings_num(set, S_IMAPD_IDLE_TIMEOUT) * 1000;
-	w.d.login_timeout_ms = (unsigned)settings_num(set, S_IMAPD_LOGIN_TIMEOUT) * 1000;
-	w.d.max_bad = 20;
-	w.d.max_connections = (unsigned)settings_num(set, S_IMAPD_MAX_CONNECTIONS);
+	apply_settings(&w.d);
 
 	struct store_options opts = { .map_size = settings_num(set, S_GLOBAL_STORE_MAP_SIZE),
 				      .create = true };
@@ -238,6 +274,7 @@ static int worker_main(struct tls_ctx *tls, struct net_list *trusted)
 	ioloop_signal_remove(w.d.loop, SIGHUP);
 	store_close(&w.d.store);
 	ioloop_destroy(&w.d.loop);
+	net_list_free(&w.d.trusted);
 	return 0;
 }
 
@@ -258,7 +295,10 @@ static pid_t spawn_worker(void)
 	}
 	if (pid == 0) {
 		ioloop_signals_reset();
-		int ret = worker_main(master_tls, master_trusted);
+		/* the worker owns its list of trusted networks (reloaded on SIGHUP) */
+		struct net_list *trusted = master_trusted;
+		master_trusted = NULL;
+		int ret = worker_main(master_tls, trusted);
 		/* the worker's own: frees what the master allocated too, so leak
 		 * checkers see a clean exit */
 		listen_close_all(&listeners, &n_listeners, false);

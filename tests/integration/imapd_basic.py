@@ -242,6 +242,24 @@ def run(srv):
     M = imaplib.IMAP4_SSL("127.0.0.1", srv.tls_port, ssl_context=srv.tls_context())
     check(M.login(USER, PASSWORD)[0] == "OK", "new TLS connections after SIGHUP")
     M.logout()
+    # the configuration file is read again: a new APPENDLIMIT for new sessions
+    with open(os.path.join(srv.dir, "none.conf"), "w") as f:
+        f.write("[imapd]\nappend_limit = 2K\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    M = imaplib.IMAP4_SSL("127.0.0.1", srv.tls_port, ssl_context=srv.tls_context())
+    M.login(USER, PASSWORD)
+    check(b"APPENDLIMIT=2048" in M.capability()[1][0], "SIGHUP reloads the configuration file")
+    M.logout()
+    with open(os.path.join(srv.dir, "none.conf"), "w") as f:
+        f.write("[imapd]\nno_such_key = 1\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    M = imaplib.IMAP4_SSL("127.0.0.1", srv.tls_port, ssl_context=srv.tls_context())
+    M.login(USER, PASSWORD)
+    check(b"APPENDLIMIT=2048" in M.capability()[1][0],
+          "a bad configuration on SIGHUP keeps the old one")
+    M.logout()
 
     # ---- curl over implicit TLS ----
     url = "imaps://127.0.0.1:%d/INBOX;MAILINDEX=1" % srv.tls_port
