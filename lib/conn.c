@@ -664,6 +664,11 @@ bool conn_tls_verified(const struct conn *conn)
 	       SSL_get0_peer_certificate(conn->ssl) != NULL;
 }
 
+void *conn_tls_ssl(const struct conn *conn)
+{
+	return conn->tls == TLS_ACTIVE ? conn->ssl : NULL;
+}
+
 const char *conn_error(const struct conn *conn)
 {
 	return conn->error != NULL ? conn->error : "no error";

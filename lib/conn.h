@@ -117,6 +117,10 @@ const char *conn_tls_version(const struct conn *conn);
 const char *conn_tls_cipher(const struct conn *conn);
 /* Client side: whether the server's certificate chain and name verified. */
 bool conn_tls_verified(const struct conn *conn);
+/* After CONN_EV_TLS_READY: the OpenSSL SSL * (an SSL *), for checks this
+ * layer does not make itself (DANE TLSA matching in outbound delivery);
+ * NULL when TLS is not active. */
+void *conn_tls_ssl(const struct conn *conn);
 
 /* The reason of the last CONN_EV_ERROR ("connection reset", "TLS handshake
  * failed: ...": static or owned by conn, valid until conn_free). */

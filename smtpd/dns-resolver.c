@@ -15,6 +15,7 @@
 #define TYPE_TXT 16
 #define TYPE_MX 15
 #define TYPE_AAAA 28
+#define TYPE_TLSA 52
 
 struct dnsr_query {
 	struct dnsr *r;
@@ -24,6 +25,8 @@ struct dnsr_query {
 	dnsr_mx_fn *mx_cb;
 	dnsr_addr_fn *addr_cb;
 	dnsr_txt_fn *txt_cb;
+	dnsr_tlsa_fn *tlsa_cb;
+	bool secure[2];
 	void *ctx;
 	unsigned port;
 	/* address lookups: both answers gathered */
@@ -41,7 +44,7 @@ struct dnsr {
 	struct dnsr_query *queries;
 };
 
-int dnsr_new(const char *server, struct dnsr **rp, char **error_r)
+int dnsr_new(const char *server, const char *trust_anchor, struct dnsr **rp, char **error_r)
 {
 	struct ub_ctx *ub = ub_ctx_create();
 	if (ub == NULL) {
@@ -87,6 +90,14 @@ int dnsr_new(const char *server, struct dnsr **rp, char **error_r)
 		err = ub_ctx_set_fwd(ub, spec);
 	} else {
 		err = ub_ctx_resolvconf(ub, NULL);
+	}
+	if (err == 0 && trust_anchor != NULL && *trust_anchor != '\0' &&
+	    (err = ub_ctx_add_ta_file(ub, trust_anchor)) != 0) {
+		struct str e = STR_INIT;
+		str_printf(&e, "smtpd.dnssec_trust_anchor: %s: %s", trust_anchor, ub_strerror(err));
+		*error_r = str_steal(&e);
+		ub_ctx_delete(ub);
+		return -1;
 	}
 	if (err == 0)
 		err = ub_ctx_async(ub, 1);
@@ -198,6 +209,7 @@ static void mx_done(void *data, int err, struct ub_result *res)
 	struct dnsr_query *q = data;
 	q->pending[0] = false;
 	enum dnsr_status st = result_status(err, res, q->error, sizeof(q->error));
+	bool secure = err == 0 && res->secure;
 	struct dnsr_mx *mx = NULL;
 	size_t n = 0;
 	if (st == DNSR_OK) {
@@ -232,7 +244,7 @@ static void mx_done(void *data, int err, struct ub_result *res)
 	dnsr_mx_fn *cb = q->mx_cb;
 	void *ctx = q->ctx;
 	query_unlink(q);
-	cb(ctx, st, mx, n, error);
+	cb(ctx, st, mx, n, secure, error);
 	free(mx);
 }
 
@@ -284,6 +296,7 @@ static void addr_done(struct dnsr_query *q, int which, int err, struct ub_result
 {
 	q->pending[which] = false;
 	q->st[which] = result_status(err, res, q->error, sizeof(q->error));
+	q->secure[which] = err == 0 && res->secure;
 	if (q->st[which] == DNSR_OK) {
 		for (size_t i = 0; res->data[i] != NULL; i++) {
 			struct net_addr a;
@@ -329,10 +342,11 @@ static void addr_done(struct dnsr_query *q, int which, int err, struct ub_result
 		memcpy(all + q->n_addrs[0], q->by_type[1], q->n_addrs[1] * sizeof(*all));
 	char error[128];
 	snprintf(error, sizeof(error), "%s", q->error);
+	bool q_secure = q->secure[0] && q->secure[1];
 	dnsr_addr_fn *cb = q->addr_cb;
 	void *ctx = q->ctx;
 	query_unlink(q);
-	cb(ctx, st, all, n, error);
+	cb(ctx, st, all, n, q_secure, error);
 	free(all);
 }
 
@@ -366,6 +380,48 @@ int dnsr_lookup_mx(struct dnsr *r, const char *domain, dnsr_mx_fn *cb, void *ctx
 	q->mx_cb = cb;
 	q->pending[0] = true;
 	int err = ub_resolve_async(r->ub, domain, TYPE_MX, 1, q, mx_done, &q->ub_ids[0]);
+	if (err != 0) {
+		*error_r = ub_strerror(err);
+		query_unlink(q);
+		return -1;
+	}
+	return q->id;
+}
+
+static void tlsa_done(void *data, int err, struct ub_result *res)
+{
+	struct dnsr_query *q = data;
+	q->pending[0] = false;
+	enum dnsr_status st = result_status(err, res, q->error, sizeof(q->error));
+	bool secure = err == 0 && res->secure;
+	struct dane_tlsa *recs = NULL;
+	size_t n = 0;
+	if (st == DNSR_OK) {
+		for (size_t i = 0; res->data[i] != NULL; i++) {
+			recs = xreallocarray(recs, n + 1, sizeof(*recs));
+			if (dane_parse_rdata((const uint8_t *)res->data[i], (size_t)res->len[i],
+					     &recs[n]) == 0)
+				n++;
+		}
+	}
+	if (res != NULL)
+		ub_resolve_free(res);
+	char error[128];
+	snprintf(error, sizeof(error), "%s", q->error);
+	dnsr_tlsa_fn *cb = q->tlsa_cb;
+	void *ctx = q->ctx;
+	query_unlink(q);
+	cb(ctx, st, recs, n, secure, error);
+	free(recs);
+}
+
+int dnsr_lookup_tlsa(struct dnsr *r, const char *name, dnsr_tlsa_fn *cb, void *ctx,
+		     const char **error_r)
+{
+	struct dnsr_query *q = query_new(r, ctx);
+	q->tlsa_cb = cb;
+	q->pending[0] = true;
+	int err = ub_resolve_async(r->ub, name, TYPE_TLSA, 1, q, tlsa_done, &q->ub_ids[0]);
 	if (err != 0) {
 		*error_r = ub_strerror(err);
 		query_unlink(q);
@@ -408,6 +464,7 @@ int dnsr_lookup_addr(struct dnsr *r, const char *host, unsigned port, dnsr_addr_
 		/* the A answer alone decides */
 		q->pending[1] = false;
 		q->st[1] = DNSR_NODATA;
+		q->secure[1] = true;
 	}
 	return id;
 }

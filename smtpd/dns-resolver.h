@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "dane.h"
 #include "net.h"
 #include "str.h"
 
@@ -26,19 +27,24 @@ struct dnsr_mx {
 	char host[256];  /* without the trailing dot; "" for the null MX "." */
 };
 
-/* server: "" (resolv.conf) or IP[:PORT]. Returns 0 and *r, or -1 with
- * *error_r (caller frees) naming global.dns_server. */
-int dnsr_new(const char *server, struct dnsr **r, char **error_r);
+/* server: "" (resolv.conf) or IP[:PORT]. trust_anchor: "" (no DNSSEC
+ * validation: every answer is insecure) or a file of DS/DNSKEY records
+ * (e.g. /usr/share/dns/root.key). Returns 0 and *r, or -1 with *error_r
+ * (caller frees) naming the setting. */
+int dnsr_new(const char *server, const char *trust_anchor, struct dnsr **r, char **error_r);
 void dnsr_free(struct dnsr **r);
 int dnsr_fd(struct dnsr *r);
 void dnsr_process(struct dnsr *r);
 
-/* Results are valid during the callback only; error is the reason of a
- * DNSR_TEMPFAIL ("" otherwise). */
+/* Results are valid during the callback only; secure: DNSSEC-validated
+ * (data or its absence); error is the reason of a DNSR_TEMPFAIL ("" otherwise;
+ * a DNSSEC validation failure is a DNSR_TEMPFAIL). */
 typedef void dnsr_mx_fn(void *ctx, enum dnsr_status st, const struct dnsr_mx *mx, size_t n,
-			const char *error);
+			bool secure, const char *error);
 typedef void dnsr_addr_fn(void *ctx, enum dnsr_status st, const struct net_addr *addrs, size_t n,
-			  const char *error);
+			  bool secure, const char *error);
+typedef void dnsr_tlsa_fn(void *ctx, enum dnsr_status st, const struct dane_tlsa *recs, size_t n,
+			  bool secure, const char *error);
 
 /* MX records sorted by preference (stable). Returns a query id for
  * dnsr_cancel, or -1 with *error_r (static). */
@@ -54,6 +60,9 @@ typedef void dnsr_txt_fn(void *ctx, enum dnsr_status st, char *const *txts, size
 			 const char *error);
 int dnsr_lookup_txt(struct dnsr *r, const char *name, dnsr_txt_fn *cb, void *ctx,
 		    const char **error_r);
+/* TLSA records of name ("_25._tcp.mx.example.org"); malformed ones left out. */
+int dnsr_lookup_tlsa(struct dnsr *r, const char *name, dnsr_tlsa_fn *cb, void *ctx,
+		     const char **error_r);
 /* The callback of query id is not called. */
 void dnsr_cancel(struct dnsr *r, int id);
 

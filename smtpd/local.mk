@@ -41,14 +41,15 @@ smtpd_liboutbound_a_SOURCES = \
 	smtpd/dsn.c smtpd/dsn.h \
 	smtpd/tls-policy.c smtpd/tls-policy.h \
 	smtpd/mta-sts.c smtpd/mta-sts.h \
-	smtpd/dns-resolver.c smtpd/dns-resolver.h
-smtpd_liboutbound_a_CFLAGS = $(AM_CFLAGS) $(UNBOUND_CFLAGS)
+	smtpd/dns-resolver.c smtpd/dns-resolver.h \
+	smtpd/dane.c smtpd/dane.h
+smtpd_liboutbound_a_CFLAGS = $(AM_CFLAGS) $(UNBOUND_CFLAGS) $(OPENSSL_CFLAGS)
 LIBOUTBOUND = smtpd/liboutbound.a
 
 UNIT_TESTS += tests/unit/test-outbound
 check_PROGRAMS += tests/unit/test-outbound
 tests_unit_test_outbound_SOURCES = tests/unit/test-outbound.c
-tests_unit_test_outbound_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/smtpd
+tests_unit_test_outbound_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(OPENSSL_CFLAGS) -I$(top_srcdir)/smtpd
 tests_unit_test_outbound_LDADD = $(LIBOUTBOUND) $(LIBSMTPD) $(LIBCONGVU_NET) $(LIBCONGVU) \
 	$(UNBOUND_LIBS) $(CHECK_LIBS)
 INTEGRATION_TESTS += tests/integration/smtpd_policy.py
@@ -82,7 +83,7 @@ EXTRA_DIST += tests/fuzz/fuzz-smtp-session.c tests/fuzz/fuzz-smtp-queue-record.c
 	bench/smtp.py doc/smtpd.md doc/io.md
 INTEGRATION_TESTS += tests/integration/outbound_delivery.py \
 	tests/integration/outbound_tls.py tests/integration/outbound_crash.py \
-	tests/integration/outbound_mta_sts.py
+	tests/integration/outbound_mta_sts.py tests/integration/outbound_dane.py
 EXTRA_DIST += tests/integration/outbound_common.py
 INTEGRATION_TESTS += tests/integration/smtpd_concurrency.py
 

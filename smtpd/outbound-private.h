@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dane.h"
 #include "dns-resolver.h"
 #include "mta-sts.h"
 #include "outbound-client.h"
@@ -45,7 +46,11 @@ struct ob_cfg {
 	struct outbound_timing timing;
 	bool mta_sts;
 	unsigned mta_sts_port;
+	bool dane;
 };
+
+/* DANE for the server being tried (RFC 7672), from its TLSA records. */
+enum job_dane { DANE_OFF, DANE_ENCRYPT /* only unusable records */, DANE_VERIFY };
 
 struct ob_msg {
 	struct ob *ob;
@@ -101,6 +106,10 @@ struct ob_job {
 	bool tls_refused;         /* a server failed the TLS policy (4.7.4) */
 	struct ob_job *next_wait;
 	struct ob_job *next;      /* all jobs */
+	bool mx_secure;           /* the MX answer was DNSSEC-validated */
+	enum job_dane dane;
+	struct dane_tlsa *tlsa;
+	size_t n_tlsa;
 	/* MTA-STS: the destination's policy when it has one (copied) */
 	struct mta_sts_policy sts;
 	bool sts_enforce, sts_testing;

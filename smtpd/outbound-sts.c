@@ -286,8 +286,9 @@ static void sts_connect_io(void *ctx, unsigned revents)
 }
 
 static void sts_addr_cb(void *ctx, enum dnsr_status st, const struct net_addr *addrs, size_t n,
-			const char *error)
+			bool secure, const char *error)
 {
+	(void)secure;
 	struct sts_entry *e = ctx;
 	e->dns_id = 0;
 	if (st != DNSR_OK || n == 0) {

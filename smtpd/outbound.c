@@ -30,6 +30,8 @@
 #include "xalloc.h"
 
 #include <arpa/inet.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -308,6 +310,7 @@ static void job_free(struct ob_job *job)
 	free(job->rcpts);
 	free(job->hosts);
 	free(job->addrs);
+	free(job->tlsa);
 	free(job->last_error);
 	outbound_sts_job_gone(job);
 	mta_sts_policy_free(&job->sts);
@@ -536,8 +539,9 @@ static void handle_event(struct ob_job *job, enum smtpc_event ev)
 		conn_input(job->conn, &d, &len);
 		conn_consume(job->conn, len); /* RFC 3207 5: nothing read before TLS counts */
 		const char *why;
-		struct tls_ctx *ctx = job->level == TLS_POLICY_VERIFY ? job->cfg->tls_verify
-								   : job->cfg->tls_may;
+		struct tls_ctx *ctx = job->level == TLS_POLICY_VERIFY && job->dane == DANE_OFF
+					      ? job->cfg->tls_verify
+					      : job->cfg->tls_may;
 		const char *sni = job->hosts[job->host_i].host;
 		job->tls_started = true;
 		if (conn_starttls_client(job->conn, ctx, sni, &why) < 0) {
@@ -545,6 +549,18 @@ static void handle_event(struct ob_job *job, enum smtpc_event ev)
 			session_end(job);
 		}
 	}
+}
+
+/* The server's certificate against the host's TLSA records. */
+static bool dane_check(struct ob_job *job, struct conn *conn)
+{
+	SSL *ssl = conn_tls_ssl(conn);
+	X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	unsigned char *der = NULL;
+	int len = cert ? i2d_X509(cert, &der) : -1;
+	bool ok = len > 0 && dane_match(job->tlsa, job->n_tlsa, der, (size_t)len) == 1;
+	OPENSSL_free(der);
+	return ok;
 }
 
 static void conn_cb(struct conn *conn, enum conn_event ev, void *ctx)
@@ -567,11 +583,13 @@ static void conn_cb(struct conn *conn, enum conn_event ev, void *ctx)
 		pump(job);
 		return;
 	case CONN_EV_TLS_READY: {
-		bool verified = conn_tls_verified(conn);
+		bool verified = job->dane == DANE_VERIFY ? dane_check(job, conn)
+							  : conn_tls_verified(conn);
 		snprintf(job->tls, sizeof(job->tls), "%s", conn_tls_version(conn));
 		log_info("event=outbound_tls queue_id=%" PRIu64 " relay=%s version=%s cipher=%s "
-			 "verified=%s", job->msg->id, job->mta, conn_tls_version(conn),
-			 conn_tls_cipher(conn), verified ? "yes" : "no");
+			 "verified=%s dane=%s", job->msg->id, job->mta, conn_tls_version(conn),
+			 conn_tls_cipher(conn), verified ? "yes" : "no",
+			 job->dane == DANE_VERIFY ? "tlsa" : job->dane == DANE_ENCRYPT ? "unusable" : "no");
 		handle_event(job, smtpc_tls_ready(job->c, verified));
 		return;
 	}
@@ -582,7 +600,7 @@ static void conn_cb(struct conn *conn, enum conn_event ev, void *ctx)
 				  : ev == CONN_EV_EOF	 ? "connection closed by the server"
 							 : conn_error(conn);
 		if (job->tls_started && !conn_tls_active(conn) && job->level == TLS_POLICY_MAY &&
-		    !job->no_starttls) {
+		    job->dane == DANE_OFF && !job->no_starttls) {
 			/* opportunistic TLS that fails: once more in clear, as Postfix does */
 			log_info("event=outbound_tls_failed queue_id=%" PRIu64 " relay=%s error=\"%s\" "
 				 "retry=clear", job->msg->id, job->mta, why);
@@ -609,6 +627,12 @@ static void connected(struct ob_job *job)
 	job->params.starttls = job->level != TLS_POLICY_NONE && !job->no_starttls;
 	job->params.tls_required = job->level >= TLS_POLICY_ENCRYPT;
 	job->params.tls_verify = job->level == TLS_POLICY_VERIFY;
+	if (job->dane != DANE_OFF) {
+		/* TLSA records make TLS mandatory; usable ones replace the
+		 * certificate authorities (RFC 7672 2.2) */
+		job->params.starttls = job->params.tls_required = true;
+		job->params.tls_verify = job->dane == DANE_VERIFY;
+	}
 	job->c = smtpc_new(&job->params);
 }
 
@@ -674,8 +698,37 @@ static void job_try_addr(struct ob_job *job)
 	job->cto = timeout_add(ob->loop, job->cfg->connect_timeout_ms, connect_timeout, job);
 }
 
+static void tlsa_cb(void *ctx, enum dnsr_status st, const struct dane_tlsa *recs, size_t n,
+		    bool secure, const char *error)
+{
+	struct ob_job *job = ctx;
+	job->dns_id = 0;
+	const char *host = job->hosts[job->host_i].host;
+	if (st == DNSR_TEMPFAIL) {
+		/* RFC 7672 2.2.2: a failed TLSA lookup rules the host out */
+		job_set_error(job, "host %s: TLSA lookup failed: %s", host,
+			      *error ? error : "timeout");
+		job->any_temp = true;
+		job->host_i++;
+		job_next_host(job);
+		return;
+	}
+	if (st == DNSR_OK && secure && n > 0) {
+		size_t usable = 0;
+		for (size_t i = 0; i < n; i++)
+			if (dane_usable(&recs[i]))
+				usable++;
+		job->tlsa = xmemdup(recs, n * sizeof(*recs));
+		job->n_tlsa = n;
+		job->dane = usable > 0 ? DANE_VERIFY : DANE_ENCRYPT;
+		log_info("event=dane queue_id=%" PRIu64 " host=%s tlsa=%zu usable=%zu", job->msg->id,
+			 host, n, usable);
+	}
+	job_try_addr(job);
+}
+
 static void addr_cb(void *ctx, enum dnsr_status st, const struct net_addr *addrs, size_t n,
-		    const char *error)
+		    bool secure, const char *error)
 {
 	struct ob_job *job = ctx;
 	job->dns_id = 0;
@@ -694,6 +747,20 @@ static void addr_cb(void *ctx, enum dnsr_status st, const struct net_addr *addrs
 	job->addrs = xmemdup(addrs, n * sizeof(*addrs));
 	job->n_addrs = n;
 	job->addr_i = 0;
+	if (job->cfg->dane && job->mx_secure && secure) {
+		/* RFC 7672 2.2: TLSA records only for a host found securely */
+		struct str name = STR_INIT;
+		str_printf(&name, "_%u._tcp.%s", job->port, host);
+		const char *why;
+		int id = dnsr_lookup_tlsa(job->ob->dns, name.s, tlsa_cb, job, &why);
+		str_free(&name);
+		if (id >= 0) {
+			job->dns_id = id;
+			return;
+		}
+		tlsa_cb(job, DNSR_TEMPFAIL, NULL, 0, false, why);
+		return;
+	}
 	job_try_addr(job);
 }
 
@@ -718,12 +785,15 @@ static void job_next_host(struct ob_job *job)
 	free(job->addrs);
 	job->addrs = NULL;
 	job->n_addrs = job->addr_i = 0;
+	x_free(&job->tlsa);
+	job->n_tlsa = 0;
+	job->dane = DANE_OFF;
 	if (net_addr_parse(host, &a) == 0) {
 		if (a.ss.ss_family == AF_INET)
 			((struct sockaddr_in *)&a.ss)->sin_port = htons((uint16_t)job->port);
 		else
 			((struct sockaddr_in6 *)&a.ss)->sin6_port = htons((uint16_t)job->port);
-		addr_cb(job, DNSR_OK, &a, 1, "");
+		addr_cb(job, DNSR_OK, &a, 1, false, "");
 		return;
 	}
 	const char *why;
@@ -739,10 +809,11 @@ static void job_next_host(struct ob_job *job)
 }
 
 static void mx_cb(void *ctx, enum dnsr_status st, const struct dnsr_mx *mx, size_t n,
-		  const char *error)
+		  bool secure, const char *error)
 {
 	struct ob_job *job = ctx;
 	job->dns_id = 0;
+	job->mx_secure = secure;
 	switch (st) {
 	case DNSR_NXDOMAIN:
 		job_fail_all(job, SMTPC_R_PERM, "5.1.2", "domain not found (NXDOMAIN)");
@@ -1113,6 +1184,7 @@ static struct ob_cfg *cfg_new(const struct settings *set, char **error_r)
 	cfg->timing.max_backoff = settings_num(set, S_SMTPD_RETRY_MAX_BACKOFF);
 	cfg->mta_sts = settings_bool(set, S_SMTPD_MTA_STS);
 	cfg->mta_sts_port = (unsigned)settings_num(set, S_SMTPD_MTA_STS_PORT);
+	cfg->dane = settings_bool(set, S_SMTPD_DANE);
 	const char *minv = settings_str(set, S_TLS_MIN_VERSION);
 	const char *ca = settings_str(set, S_SMTPD_OUTBOUND_CA_FILE);
 	if (tls_policy_parse(settings_str(set, S_SMTPD_TLS_POLICY), &cfg->policy, error_r) < 0 ||
@@ -1172,7 +1244,8 @@ int outbound_main(const struct outbound_args *args)
 	ob.cfg = cfg_new(ob.set, &error);
 	if (ob.cfg == NULL)
 		fatal("%s", error);
-	if (dnsr_new(settings_str(ob.set, S_GLOBAL_DNS_SERVER), &ob.dns, &error) < 0)
+	if (dnsr_new(settings_str(ob.set, S_GLOBAL_DNS_SERVER),
+		     settings_str(ob.set, S_SMTPD_DNSSEC_TRUST_ANCHOR), &ob.dns, &error) < 0)
 		fatal("%s", error);
 	struct store_options so;
 	memset(&so, 0, sizeof(so));

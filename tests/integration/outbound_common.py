@@ -273,3 +273,83 @@ def send(server, sender, rcpts, subject, body="Hello from Lam Dong.\r\n"):
     msg = sc.message(subject, body=body, sender=sender, to=", ".join(rcpts))
     c.sendmail(sender, rcpts, msg)
     c.quit()
+
+
+def spki_sha256(cert_path):
+    """SHA-256 of a certificate's SubjectPublicKeyInfo, for a TLSA 3 1 1 record."""
+    pub = subprocess.run(["openssl", "x509", "-in", cert_path, "-noout", "-pubkey"],
+                         check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
+                         check=True, capture_output=True).stdout
+    import hashlib
+    return hashlib.sha256(der).hexdigest()
+
+
+class SignedDns:
+    """NSD serving DNSSEC-signed zones (ldns-signzone) on 127.0.0.1:PORT;
+    trust_anchor is a file of their DNSKEY records for libunbound.
+    zones: {name: [record lines relative to the zone]}; tamper: {name:
+    (old, new)} replaces text in a zone after signing (a forged answer)."""
+
+    def __init__(self, directory, zones, tamper=None):
+        nsd = need("nsd", "nsd")
+        keygen = need("ldns-keygen", "ldnsutils")
+        signzone = need("ldns-signzone", "ldnsutils")
+        self.dir = os.path.join(directory, "nsd")
+        os.makedirs(self.dir)
+        self.trust_anchor = os.path.join(self.dir, "anchors.key")
+        anchors = []
+        zone_conf = []
+        for name, records in zones.items():
+            path = os.path.join(self.dir, name + ".zone")
+            with open(path, "w") as f:
+                f.write("$ORIGIN %s.\n$TTL 300\n" % name)
+                f.write("@ IN SOA ns.%s. hostmaster.%s. 1 3600 600 86400 300\n" % (name, name))
+                f.write("@ IN NS ns.%s.\nns IN A 127.0.0.1\n" % name)
+                for r in records:
+                    f.write(r + "\n")
+            base = subprocess.run([keygen, "-a", "ECDSAP256SHA256", "-k", name], cwd=self.dir,
+                                  check=True, capture_output=True, text=True).stdout.strip()
+            subprocess.run([signzone, path, base], cwd=self.dir, check=True,
+                           capture_output=True)
+            if tamper and name in tamper:
+                with open(path + ".signed") as f:
+                    signed = f.read()
+                old, new = tamper[name]
+                if old not in signed:
+                    sc.fail("tamper: %r not in the signed zone" % old)
+                with open(path + ".signed", "w") as f:
+                    f.write(signed.replace(old, new))
+            with open(os.path.join(self.dir, base + ".key")) as f:
+                anchors.append(f.read())
+            zone_conf.append("zone:\n  name: %s\n  zonefile: %s.signed\n" % (name, path))
+        with open(self.trust_anchor, "w") as f:
+            f.write("".join(anchors))
+        for _ in range(5):
+            self.port = sc.free_port()
+            conf = os.path.join(self.dir, "nsd.conf")
+            with open(conf, "w") as f:
+                f.write("server:\n  ip-address: 127.0.0.1@%d\n  port: %d\n  do-ip6: no\n"
+                        "  username: \"\"\n  chroot: \"\"\n  database: \"\"\n"
+                        "  zonelistfile: %s/zone.list\n  xfrdfile: %s/xfrd.state\n"
+                        "  pidfile: %s/nsd.pid\n  logfile: %s/nsd.log\n  server-count: 1\n"
+                        "remote-control:\n  control-enable: no\n"
+                        % (self.port, self.port, self.dir, self.dir, self.dir, self.dir))
+                f.write("".join(zone_conf))
+            self.proc = subprocess.Popen([nsd, "-d", "-c", conf], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+            if wait_listen("127.0.0.1", self.port, timeout=10) and self.proc.poll() is None:
+                break
+            self.stop()
+        else:
+            sc.fail("nsd did not start")
+        self.server = "127.0.0.1:%d" % self.port
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

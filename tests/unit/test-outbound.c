@@ -5,10 +5,13 @@
 #include "config.h"
 
 #include <check.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dane.h"
 #include "dns-resolver.h"
 #include "dsn.h"
 #include "mta-sts.h"
@@ -911,6 +914,83 @@ START_TEST(test_dns_rdata)
 }
 END_TEST
 
+static int unhex(const char *h, uint8_t *out)
+{
+	size_t n = strlen(h) / 2;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		if (sscanf(h + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (uint8_t)v;
+	}
+	return (int)n;
+}
+
+START_TEST(test_dane)
+{
+	static const char pem[] =
+		"-----BEGIN CERTIFICATE-----\n"
+		"MIIBiDCCAS2gAwIBAgIUBqmVd9Q/rr/b0LT/rNGLH8rlLdkwCgYIKoZIzj0EAwIw\n"
+		"GTEXMBUGA1UEAwwObXguZXhhbXBsZS5vcmcwHhcNMjYxMTI3MTE0NjM1WhcNMzYx\n"
+		"MTI0MTE0NjM1WjAZMRcwFQYDVQQDDA5teC5leGFtcGxlLm9yZzBZMBMGByqGSM49\n"
+		"AgEGCCqGSM49AwEHA0IABJtT7eg2DNqpexeJo/N83BeBMotpgA/CsohdjDByEQqC\n"
+		"7gKxAJ+AOAhw65zEsHIkr5kUNYz7TunvHqL/D1RGzR2jUzBRMB0GA1UdDgQWBBS2\n"
+		"Y/tST3MZbMs06ttTOr84iL/IADAfBgNVHSMEGDAWgBS2Y/tST3MZbMs06ttTOr84\n"
+		"iL/IADAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0kAMEYCIQD73joybU/I\n"
+		"QtIQeFYupz+97bb3Al6D5kn87Qozk4cL7gIhAPwH9Kgp8Mn7HYv0AmtoILLWOCIe\n"
+		"oqfqfVO6yizge6jd\n"
+		"-----END CERTIFICATE-----\n";
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	ck_assert_ptr_nonnull(x);
+	unsigned char *der = NULL;
+	int der_len = i2d_X509(x, &der);
+	X509_free(x);
+	ck_assert_int_gt(der_len, 0);
+
+	/* 3 1 1: SHA-256 of the public key; 3 0 1: of the whole certificate */
+	uint8_t rd[4 + 64];
+	rd[0] = 3;
+	rd[1] = 1;
+	rd[2] = 1;
+	ck_assert_int_eq(unhex("b6fff0b30c7136eff5b6baab7b38e940e2acca5c15ec576f9cc47b3ec47810cb",
+			       rd + 3), 32);
+	struct dane_tlsa t[3];
+	ck_assert_int_eq(dane_parse_rdata(rd, 35, &t[0]), 0);
+	ck_assert(dane_usable(&t[0]));
+	ck_assert_int_eq(dane_match(t, 1, der, (size_t)der_len), 1);
+	rd[1] = 0;
+	unhex("2c90aacc4b33f3435401f111f8f0053942a1245f5049b4d9efbac2d5fd5d4ce1", rd + 3);
+	ck_assert_int_eq(dane_parse_rdata(rd, 35, &t[1]), 0);
+	ck_assert_int_eq(dane_match(&t[1], 1, der, (size_t)der_len), 1);
+	/* a wrong digest, then the right one among others */
+	t[1].data[0] ^= 1;
+	ck_assert_int_eq(dane_match(&t[1], 1, der, (size_t)der_len), 0);
+	ck_assert_int_eq(dane_match(t, 2, der, (size_t)der_len), 1);
+	/* 3 0 0: the certificate itself */
+	t[2].usage = 3;
+	t[2].selector = 0;
+	t[2].mtype = 0;
+	t[2].len = (size_t)der_len;
+	memcpy(t[2].data, der, (size_t)der_len);
+	ck_assert_int_eq(dane_match(&t[2], 1, der, (size_t)der_len), 1);
+	/* unusable: usage 2 (DANE-TA), a wrong length, an unknown type */
+	t[0].usage = 2;
+	ck_assert(!dane_usable(&t[0]));
+	ck_assert_int_eq(dane_match(t, 1, der, (size_t)der_len), 0);
+	t[0].usage = 3;
+	t[0].len = 31;
+	ck_assert(!dane_usable(&t[0]));
+	t[0].len = 32;
+	t[0].mtype = 3;
+	ck_assert(!dane_usable(&t[0]));
+	ck_assert_int_eq(dane_parse_rdata(rd, 3, &t[0]), -1);
+	ck_assert_int_eq(dane_match(t, 1, "junk", 4), -1);
+	OPENSSL_free(der);
+}
+END_TEST
+
 static Suite *outbound_suite(void)
 {
 	Suite *s = suite_create("outbound");
@@ -936,6 +1016,7 @@ static Suite *outbound_suite(void)
 	tcase_add_test(tc, test_dsn_structure);
 	tcase_add_test(tc, test_mta_sts);
 	tcase_add_test(tc, test_dns_rdata);
+	tcase_add_test(tc, test_dane);
 	suite_add_tcase(s, tc);
 	return s;
 }
