@@ -288,6 +288,21 @@ static int iconv_to_utf8(iconv_t cd, const char *in, size_t len, struct str *out
 	return ret;
 }
 
+/* False for the charsets in which ASCII bytes do not stand for ASCII:
+ * the 7-bit stateful ones (UTF-7, ISO-2022-*, HZ) and the 16/32-bit ones,
+ * whose text always needs iconv. */
+static bool ascii_compatible(const char *name)
+{
+	static const char *const prefixes[] = {
+	    "utf-7",  "utf7",  "iso-2022", "iso2022", "csiso2022", "hz",   "utf-16", "utf16",
+	    "utf-32", "utf32", "ucs-2",    "ucs2",    "ucs-4",     "ucs4", "unicode"};
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+		if (strncasecmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+			return false;
+	}
+	return true;
+}
+
 int charset_to_utf8(const char *charset, const char *in, size_t len, struct str *out)
 {
 	char buf[CHARSET_NAME_MAX + 1];
@@ -302,9 +317,7 @@ int charset_to_utf8(const char *charset, const char *in, size_t len, struct str 
 	}
 	/* ASCII is the same in every charset we map, except the 7-bit
 	 * stateful ones (UTF-7, ISO-2022-*, HZ), which need iconv */
-	if (ascii && name != NULL && strncmp(name, "utf-7", 5) != 0 &&
-	    strncmp(name, "UTF-7", 5) != 0 && strncmp(name, "iso-2022", 8) != 0 &&
-	    strncmp(name, "hz", 2) != 0) {
+	if (ascii && name != NULL && ascii_compatible(name)) {
 		str_append(out, in, len);
 		return 0;
 	}

@@ -442,6 +442,16 @@ START_TEST(test_transfer_decoding)
 	ck_assert_int_eq(charset_to_utf8("ISO-2022-JP", "\x1b$B$3$s\x1b(B", 10, &out), 0);
 	ck_assert_str_eq(out.s, "こん");
 	str_truncate(&out, 0);
+	/* UTF-16 text made only of ASCII letters still goes through iconv */
+	ck_assert_int_eq(charset_to_utf8("UTF-16LE", "h\0i\0", 4, &out), 0);
+	ck_assert_str_eq(out.s, "hi");
+	str_truncate(&out, 0);
+	ck_assert_int_eq(charset_to_utf8("utf-16", "\xff\xfeo\0k\0", 6, &out), 0);
+	ck_assert_str_eq(out.s, "ok");
+	str_truncate(&out, 0);
+	ck_assert_int_eq(charset_to_utf8("UTF-7", "+AOk-t+AOk-", 11, &out), 0);
+	ck_assert_str_eq(out.s, "été");
+	str_truncate(&out, 0);
 	ck_assert_int_eq(charset_to_utf8("../../etc/x//TRANSLIT", "a\xff", 2, &out), 1);
 	ck_assert_str_eq(out.s, "a\xef\xbf\xbd");
 	str_free(&out);
