@@ -170,6 +170,14 @@ static bool is_drop_mark(uint32_t cp)
 	       (cp >= 0xFE20 && cp <= 0xFE2F);
 }
 
+/* Invisible format characters that split words for no reader (and are
+ * inserted by spammers to do so): soft hyphen, zero-width space and
+ * joiners, word joiner, BOM. */
+static bool is_invisible(uint32_t cp)
+{
+	return cp == 0xAD || (cp >= 0x200B && cp <= 0x200D) || cp == 0x2060 || cp == 0xFEFF;
+}
+
 static bool is_space(uint32_t cp)
 {
 	return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 ||
@@ -181,7 +189,7 @@ uint32_t utf8_search_fold(uint32_t cp)
 {
 	if (cp < 0x80)
 		return cp >= 'A' && cp <= 'Z' ? cp + 32 : cp;
-	if (is_drop_mark(cp))
+	if (is_drop_mark(cp) || is_invisible(cp))
 		return 0;
 	size_t lo = 0, hi = sizeof(key_pairs) / sizeof(key_pairs[0]);
 	while (lo < hi) {

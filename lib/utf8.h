@@ -40,7 +40,9 @@ void utf8_casefold(const char *s, size_t len, struct str *out);
 /* Search key of one code point: folded, diacritics removed (the base letter
  * of a canonical decomposition; also đ/Đ -> d, ł -> l, ø -> o, ħ -> h),
  * 0 for a combining mark to drop (U+0300-036F, 1AB0-1AFF, 1DC0-1DFF,
- * 20D0-20FF, FE20-FE2F). */
+ * 20D0-20FF, FE20-FE2F) and for an invisible format character (soft
+ * hyphen U+00AD, zero-width space and joiners U+200B-200D, word joiner
+ * U+2060, BOM U+FEFF). */
 uint32_t utf8_search_fold(uint32_t cp);
 /* Appends the search key of s: utf8_search_fold() of every code point,
  * each run of whitespace (Unicode White_Space, including CR, LF, TAB and

@@ -114,6 +114,12 @@ START_TEST(test_search_key)
 	ck_key("ＡＢＣ", "abc");
 	ck_key("ǿ Ǿ Ƀ", "o o b"); /* the base letter itself has a key */
 	ck_key("日本語", "日本語");
+	/* invisible characters inside words are dropped */
+	ck_key("vi\xc2\xad"
+	       "ag\xe2\x80\x8b"
+	       "ra \xef\xbb\xbf"
+	       "x",
+	       "viagra x");
 	ck_key("bad\xff", "bad\xef\xbf\xbd");
 }
 END_TEST
