@@ -91,8 +91,10 @@ INTEGRATION_TESTS += tests/integration/smtpd_concurrency.py
 if FUZZERS
 noinst_PROGRAMS += tests/fuzz/fuzz-smtp-client
 tests_fuzz_fuzz_smtp_client_SOURCES = tests/fuzz/fuzz-smtp-client.c \
-	smtpd/outbound-client.c smtpd/tls-policy.c smtpd/mta-sts.c smtpd/dns-resolver.c
-tests_fuzz_fuzz_smtp_client_CFLAGS = $(AM_CFLAGS) $(UNBOUND_CFLAGS) -I$(top_srcdir)/smtpd \
+	smtpd/outbound-client.c smtpd/tls-policy.c smtpd/mta-sts.c smtpd/dns-resolver.c \
+	smtpd/dane.c
+tests_fuzz_fuzz_smtp_client_CFLAGS = $(AM_CFLAGS) $(UNBOUND_CFLAGS) $(OPENSSL_CFLAGS) \
+	-I$(top_srcdir)/smtpd \
 	-fsanitize=fuzzer
 tests_fuzz_fuzz_smtp_client_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 tests_fuzz_fuzz_smtp_client_LDADD = $(LIBCONGVU_NET) $(LIBCONGVU) $(UNBOUND_LIBS)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dane.h"
 #include "dns-resolver.h"
 #include "mta-sts.h"
 #include "outbound-client.h"
@@ -84,6 +85,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct str txt = STR_INIT;
 	dnsr_txt_from_rdata(data, size, &txt);
 	str_free(&txt);
+	struct dane_tlsa *tlsa = malloc(sizeof(*tlsa));
+	if (dane_parse_rdata(data, size, tlsa) == 0 && dane_usable(tlsa) && tlsa->len > DANE_DATA_MAX)
+		abort();
+	free(tlsa);
 	/* the MTA-STS parsers with the same bytes */
 	char id[33];
 	mta_sts_parse_txt((const char *)data, size, id);
