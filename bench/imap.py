@@ -439,6 +439,51 @@ def idle_latency(port, rounds=20):
     return lat[len(lat) // 2], lat[-1]
 
 
+def append_pipelined(port, msgs, n, in_flight=100):
+    """n messages (cycling through msgs) with LITERAL+ APPENDs in flight."""
+    c = Client(port)
+    c.cmd(b"LOGIN " + USER.encode() + b" " + PASSWORD.encode())
+    c.cmd(b"CREATE Big")
+    sent = done = 0
+    buf = b""
+    while done < n:
+        while sent < n and sent - done < in_flight:
+            m = msgs[sent % len(msgs)]
+            c.s.sendall(b"B%d APPEND Big {%d+}\r\n" % (sent, len(m)) + m + b"\r\n")
+            sent += 1
+        d = c.s.recv(65536)
+        if not d:
+            raise EOFError
+        buf += d
+        while b"\r\n" in buf:
+            line, buf = buf.split(b"\r\n", 1)
+            if line.startswith(b"B"):
+                if b" OK" not in line:
+                    raise RuntimeError(line[:100])
+                done += 1
+    c.cmd(b"LOGOUT")
+    c.close()
+
+
+BIG_QUERIES = [b"SELECT Big", b"FETCH 1:* (FLAGS)", b"SEARCH UNSEEN", b'SEARCH SUBJECT "money"',
+               b'SEARCH FROM "example"', b"SEARCH SENTSINCE 1-Sep-2002",
+               b"FETCH 1:100 (ENVELOPE BODY.PEEK[HEADER])", b"STORE 1:1000 +FLAGS (\\Seen)",
+               b'SEARCH BODY "remove"']
+
+
+def big_queries(port):
+    c = Client(port)
+    c.cmd(b"LOGIN " + USER.encode() + b" " + PASSWORD.encode())
+    out = []
+    for q in BIG_QUERIES:
+        t = time.time()
+        c.cmd(q)
+        out.append((time.time() - t) * 1000)
+    c.cmd(b"LOGOUT")
+    c.close()
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.environ.get("top_builddir", "."))
@@ -450,6 +495,8 @@ def main():
     ap.add_argument("--dovecot-idle", type=int, default=1000,
                     help="Dovecot's idle connections (a process each unless hibernated)")
     ap.add_argument("--only", choices=["congvu", "dovecot"])
+    ap.add_argument("--big", type=int, default=0,
+                    help="also time commands on a mailbox of this many messages")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -510,6 +557,20 @@ def run_all(args):
                 print("%-13s idle %-5s: %d connections, RSS %d -> %d KiB (%d processes), "
                       "%.1f KiB per connection" % (s.name, label, n, base, after, procs, per / 1024))
                 time.sleep(3)
+        if args.big > 0:
+            timings = {}
+            for s in servers:
+                t = time.time()
+                append_pipelined(s.port, msgs, args.big)
+                print("%-13s %d messages appended in %.1f s" % (s.name, args.big, time.time() - t))
+                big_queries(s.port)  # first pass builds caches (Dovecot's index)
+                timings[s.name] = big_queries(s.port)
+            print("\n%d-message mailbox, ms (second run)" % args.big)
+            print("%-46s" % "command" + "".join("%14s" % s.name for s in servers))
+            for i, q in enumerate(BIG_QUERIES):
+                print("%-46s" % q.decode()[:46] +
+                      "".join("%14.0f" % timings[s.name][i] for s in servers))
+            print()
         for s in servers:
             med, worst = idle_latency(s.port)
             results.setdefault(s.name, {})["latency"] = (med, worst)
