@@ -711,6 +711,10 @@ void imapd_wake_idlers(struct imapd *d)
 	struct imap_session *s = d->idlers, *next;
 	for (; s != NULL; s = next) {
 		next = s->idle_next;
+		/* a client that does not read gets no more until it does: the
+		 * changes wait in the store, not in our buffers */
+		if (s->closing || conn_output_size(s->conn) > OUTPUT_HIGH_WATER)
+			continue;
 		session_sync(s, true);
 		session_flush(s);
 	}
