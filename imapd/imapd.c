@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { TAG_IMAP = 0, TAG_IMAPS = 1 };
@@ -281,7 +282,10 @@ static int worker_main(struct tls_ctx *tls, struct net_list *trusted)
 /* ---- master ---- */
 
 static pid_t *children;
+static time_t *child_started;
 static unsigned n_children;
+static unsigned quick_deaths;
+static bool master_failed;
 static bool master_stopping;
 static struct tls_ctx *master_tls;
 static struct net_list *master_trusted;
@@ -305,6 +309,7 @@ static pid_t spawn_worker(void)
 		tls_ctx_free(&master_tls);
 		net_list_free(&master_trusted);
 		free(children);
+		free(child_started);
 		free(overrides);
 		settings_free(&set);
 		exit(ret);
@@ -325,8 +330,22 @@ static void master_signal(void *ctx, int signo)
 				children[i] = 0;
 				if (!master_stopping) {
 					log_err("event=worker_died pid=%d status=%d", (int)pid, status);
+					/* workers that die at once, again and again, will
+					 * not get better by being restarted */
+					time_t now = time(NULL);
+					quick_deaths = now - child_started[i] < 3 ? quick_deaths + 1 : 0;
+					if (quick_deaths >= 5) {
+						log_err("event=giving_up reason=\"workers keep dying at start\"");
+						master_failed = true;
+						master_stopping = true;
+						for (unsigned k = 0; k < n_children; k++)
+							if (children[k] > 0)
+								kill(children[k], SIGTERM);
+						break;
+					}
 					sleep(1); /* no fork storm when workers die at once */
 					children[i] = spawn_worker();
+					child_started[i] = time(NULL);
 				}
 			}
 		}
@@ -437,8 +456,11 @@ int main(int argc, char **argv)
 	    ioloop_signal_add(loop, SIGCHLD, master_signal, loop, &e) < 0)
 		fatal("signals: %s", e);
 	children = xcalloc(n_children, sizeof(pid_t));
-	for (unsigned i = 0; i < n_children; i++)
+	child_started = xcalloc(n_children, sizeof(time_t));
+	for (unsigned i = 0; i < n_children; i++) {
 		children[i] = spawn_worker();
+		child_started[i] = time(NULL);
+	}
 	log_info("event=started workers=%u imap=\"%s\" imaps=\"%s\"", n_children, imap_list,
 		 imaps_list);
 	ioloop_run(loop);
@@ -452,7 +474,8 @@ int main(int argc, char **argv)
 	tls_ctx_free(&master_tls);
 	net_list_free(&master_trusted);
 	free(children);
+	free(child_started);
 	free(overrides);
 	settings_free(&set);
-	return 0;
+	return master_failed ? 1 : 0;
 }
