@@ -43,7 +43,6 @@ struct pending {
 	size_t n_rcpts;
 	char *queue_record;
 	size_t queue_record_len;
-	struct store_prepared *prepared; /* data came compressed by the worker */
 	/* results */
 	uint32_t queued;
 	uint64_t queue_id;
@@ -72,7 +71,6 @@ struct delivery {
 	struct pending *batch;
 	size_t n_batch, cap_batch;
 	size_t batch_max;
-	uint64_t max_message; /* bound of a DF_DELIVER's decoded message */
 	bool stopping;
 	/* the password thread */
 	pthread_t thread;
@@ -216,31 +214,15 @@ static void handle_deliver(struct dworker *w, struct frame_reader *r)
 	p.req = frame_get_u64(r);
 	p.atomic = frame_get_u8(r) != 0;
 	p.rp_len = frame_get_u32(r);
-	uint8_t encoded = frame_get_u8(r);
-	uint64_t size = frame_get_u64(r);
 	size_t len;
 	const void *data = frame_get_bytes(r, SIZE_MAX, &len);
 	size_t plen;
 	const void *parsed = frame_get_bytes(r, SIZE_MAX, &plen);
 	uint32_t n = frame_get_u32(r);
-	if (r->bad || n > DFRAME_RCPTS_MAX || encoded > 1 || p.rp_len > size ||
-	    size > d->max_message)
+	if (r->bad || n > DFRAME_RCPTS_MAX || p.rp_len > len)
 		bad_frame(w);
-	if (encoded) {
-		/* decoded and hashed here: the content address is always that
-		 * of the bytes stored, whatever the worker sent */
-		void *bytes;
-		const char *why;
-		if (store_prepare_encoded(data, len, (size_t)size, plen ? parsed : NULL, plen, &bytes,
-					  &p.prepared, &why) < 0)
-			bad_frame(w);
-		p.data = bytes;
-	} else {
-		if (len != size)
-			bad_frame(w);
-		p.data = xmemdup(data, len);
-	}
-	p.size = (size_t)size;
+	p.data = xmemdup(data, len);
+	p.size = len;
 	p.parsed = plen ? xmemdup(parsed, plen) : NULL;
 	p.parsed_size = plen;
 	p.n_rcpts = n;
@@ -274,7 +256,6 @@ static void pending_free(struct pending *p)
 	free(p->data);
 	free(p->parsed);
 	free(p->queue_record);
-	store_prepared_free(&p->prepared);
 }
 
 /* ---- the group commit ---- */
@@ -337,7 +318,6 @@ static int commit_fn(struct store_txn *t, void *ctx, const char **error_r)
 				.size = p->size,
 				.parsed = p->parsed,
 				.parsed_size = p->parsed_size,
-				.prepared = p->prepared,
 				.rcpts = p->rcpts,
 				.n_rcpts = p->n_rcpts,
 			};
@@ -523,7 +503,6 @@ int delivery_main(const struct delivery_args *args)
 	 * copy's record. */
 	uint64_t max_msg = settings_num(d.set, S_SMTPD_MAX_MESSAGE_SIZE);
 	size_t max_frame = (size_t)(max_msg * 3 + 16 * 1024 * 1024);
-	d.max_message = max_frame; /* as for bytes sent as they are */
 	d.n_workers = args->n_workers;
 	d.n_alive = args->n_workers;
 	d.workers = xcalloc(d.n_workers, sizeof(*d.workers));

@@ -8,12 +8,9 @@
  *   DF_AUTH     u64 req, str user, str password
  *   DF_DELIVER  u64 req, u8 atomic (SMTP: all local recipients or none),
  *               u32 return_path_len (bytes at the start of data that only
- *               local copies get), u8 encoded, u64 size, bytes data (the
- *               size bytes, or with encoded = 1 their store_encode() form:
- *               the worker compresses, the delivery process decodes and
- *               hashes), bytes parsed (mime cache, may be empty), u32 n,
- *               n x (str address, u32 special_use), bytes queue_record
- *               (empty: nothing to queue)
+ *               local copies get), bytes data, bytes parsed (mime cache, may
+ *               be empty), u32 n, n x (str address, u32 special_use),
+ *               bytes queue_record (empty: nothing to queue)
  * delivery -> worker
  *   DF_RCPT_REPLY     u64 req, u32 status (enum store_rcpt_status)
  *   DF_AUTH_REPLY     u64 req, u8 ok, str account (normalised, or "")

@@ -688,18 +688,7 @@ static void send_delivery(struct client *c)
 	frame_put_u64(&f, req_id(c));
 	frame_put_u8(&f, c->service == LISTEN_LMTP ? 0 : 1);
 	frame_put_u32(&f, (uint32_t)rp_len);
-	/* Local copies: compressing is most of the cost of storing, and the
-	 * workers run in parallel while the delivery process is one. */
-	frame_put_u8(&f, c->n_local > 0 ? 1 : 0);
-	frame_put_u64(&f, data.len);
-	if (c->n_local > 0) {
-		struct str enc = STR_INIT;
-		store_encode(data.s, data.len, &enc);
-		frame_put_bytes(&f, enc.s, enc.len);
-		str_free(&enc);
-	} else {
-		frame_put_bytes(&f, data.s, data.len);
-	}
+	frame_put_bytes(&f, data.s, data.len);
 	frame_put_bytes(&f, parsed.s, parsed.len);
 	frame_put_u32(&f, (uint32_t)c->n_local);
 	for (size_t i = 0; i < c->n_local; i++) {

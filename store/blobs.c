@@ -2,7 +2,6 @@
  * chunks under a sequential storage number, compressed with zstd at rest. */
 #include "config.h"
 #include "store-private.h"
-#include "str.h"
 #include "xalloc.h"
 
 #include <openssl/evp.h>
@@ -81,89 +80,6 @@ void blob_prepare(struct blob_prep *p, const void *data, size_t size, const void
 	}
 	if (parsed != NULL && parsed_size > 0 && parsed_size < UINT32_MAX)
 		encode_chunk(parsed, parsed_size, false, &p->parsed, &p->parsed_len);
-}
-
-void store_encode(const void *data, size_t size, struct str *out)
-{
-	const uint8_t *bytes = data;
-	for (size_t off = 0; off < size; off += BLOB_CHUNK_SIZE) {
-		size_t n = size - off < BLOB_CHUNK_SIZE ? size - off : BLOB_CHUNK_SIZE;
-		uint8_t *chunk;
-		size_t len;
-		encode_chunk(bytes + off, n, true, &chunk, &len);
-		uint8_t hdr[4];
-		put_le32(hdr, (uint32_t)len);
-		str_append(out, hdr, sizeof(hdr));
-		str_append(out, chunk, len);
-		free(chunk);
-	}
-}
-
-int store_prepare_encoded(const void *enc, size_t enc_len, size_t size, const void *parsed,
-			  size_t parsed_size, void **data_r, struct store_prepared **prep_r,
-			  const char **error_r)
-{
-	const uint8_t *e = enc, *end = e + enc_len;
-	uint32_t n_chunks = (uint32_t)((size + BLOB_CHUNK_SIZE - 1) / BLOB_CHUNK_SIZE);
-	if ((uint64_t)n_chunks * BLOB_CHUNK_SIZE < size) {
-		*error_r = "message too large";
-		return -1;
-	}
-	struct store_prepared *sp = xcalloc(1, sizeof(*sp));
-	struct blob_prep *p = &sp->blob;
-	uint8_t *data = xmalloc(size ? size : 1);
-	p->size = size;
-	p->chunk = xcalloc(n_chunks ? n_chunks : 1, sizeof(*p->chunk));
-	p->chunk_len = xcalloc(n_chunks ? n_chunks : 1, sizeof(*p->chunk_len));
-	*error_r = NULL;
-	for (uint32_t i = 0; i < n_chunks && *error_r == NULL; i++) {
-		size_t off = (size_t)i * BLOB_CHUNK_SIZE;
-		size_t want = size - off < BLOB_CHUNK_SIZE ? size - off : BLOB_CHUNK_SIZE;
-		if (end - e < 4 || get_le32(e) == 0 || get_le32(e) > (size_t)(end - e) - 4) {
-			*error_r = "truncated encoded chunk";
-			break;
-		}
-		size_t len = get_le32(e);
-		const uint8_t *v = e + 4;
-		e += 4 + len;
-		if (v[0] == CHUNK_RAW && len - 1 == want) {
-			memcpy(data + off, v + 1, want);
-		} else if (v[0] == CHUNK_ZSTD) {
-			if (dctx == NULL && (dctx = ZSTD_createDCtx()) == NULL)
-				abort();
-			size_t got = ZSTD_decompressDCtx(dctx, data + off, want, v + 1, len - 1);
-			if (ZSTD_isError(got) || got != want)
-				*error_r = "encoded chunk does not decode to its size";
-		} else {
-			*error_r = "bad encoded chunk";
-		}
-		p->chunk[i] = xmemdup(v, len);
-		p->chunk_len[i] = len;
-		p->n_chunks = i + 1;
-	}
-	if (*error_r == NULL && e != end)
-		*error_r = "bytes after the encoded chunks";
-	if (*error_r != NULL) {
-		blob_prep_free(p);
-		free(sp);
-		free(data);
-		return -1;
-	}
-	blob_hash(data, size, p->id);
-	if (parsed != NULL && parsed_size > 0 && parsed_size < UINT32_MAX)
-		encode_chunk(parsed, parsed_size, false, &p->parsed, &p->parsed_len);
-	*data_r = data;
-	*prep_r = sp;
-	return 0;
-}
-
-void store_prepared_free(struct store_prepared **prep)
-{
-	if (*prep == NULL)
-		return;
-	blob_prep_free(&(*prep)->blob);
-	free(*prep);
-	*prep = NULL;
 }
 
 void blob_prep_free(struct blob_prep *p)

@@ -313,17 +313,11 @@ struct store_rcpt {
 	uint32_t uid;
 };
 
-struct store_prepared;
-struct str;
-
 struct store_delivery {
 	const void *data;         /* the message bytes, as the recipients get them */
 	size_t size;
 	const void *parsed;       /* optional cached parse kept with the bytes */
 	size_t parsed_size;
-	/* optional: these bytes (and parse) as store_prepare_encoded() made
-	 * them ready; then they are not hashed and compressed again */
-	const struct store_prepared *prepared;
 	int64_t internal_date;    /* 0: now */
 	struct store_rcpt *rcpts;
 	size_t n_rcpts;
@@ -338,22 +332,6 @@ int store_deliver(struct store *store, struct store_delivery *deliveries, size_t
 /* The same inside a caller's write transaction. */
 int store_txn_deliver(struct store_txn *txn, struct store_delivery *deliveries, size_t n,
 		      const char **error_r);
-
-/* Compressing the bytes is most of the cost of storing a message. A process
- * that hands messages to the one that writes the store (congvu-smtpd's
- * session workers) can do it: store_encode() appends the stored form of
- * data (cut into chunks, each compressed when that pays, length-prefixed)
- * to out. store_prepare_encoded() takes that form from a less trusted
- * process: it decodes every chunk (bounded by size), fails unless they
- * give exactly size bytes, hashes what they give (so the content address
- * is always that of the bytes stored) and returns the bytes in *data_r
- * (size bytes, malloc'd, the caller frees) and the prepared blob for
- * store_delivery.prepared. 0, or -1 with *error_r. */
-void store_encode(const void *data, size_t size, struct str *out);
-int store_prepare_encoded(const void *enc, size_t enc_len, size_t size, const void *parsed,
-			  size_t parsed_size, void **data_r, struct store_prepared **prep_r,
-			  const char **error_r);
-void store_prepared_free(struct store_prepared **prep);
 
 /* Whether a message of size bytes (0: unknown) would fit the account now:
  * RCPT_OK, RCPT_NO_ACCOUNT, RCPT_OVER_QUOTA or RCPT_TOO_BIG. -1 on error. */

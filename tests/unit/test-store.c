@@ -887,80 +887,6 @@ START_TEST(test_compression_round_trip)
 }
 END_TEST
 
-/* Bytes compressed by another process (store_encode) are checked when
- * prepared, stored as given and read back; the same bytes prepared here
- * share the blob (the content address is that of the decoded bytes). */
-START_TEST(test_encoded_delivery)
-{
-	add_account("a@lamdong.gov.vn", 0);
-	const size_t size = 200000; /* four chunks, the last one short */
-	char *text = make_message(size, 21);
-	char *noise = make_random_message(size, 22);
-	memcpy(text + 70000, noise + 70000, 70000); /* one raw chunk among them */
-	struct str enc = STR_INIT;
-	store_encode(text, size, &enc);
-	ck_assert_uint_lt(enc.len, size);
-	void *data;
-	struct store_prepared *prep;
-	ck_assert_int_eq(store_prepare_encoded(enc.s, enc.len, size, NULL, 0, &data, &prep, &err), 0);
-	ck_assert(memcmp(data, text, size) == 0);
-	const char *rc[] = { "a@lamdong.gov.vn" };
-	struct store_rcpt r[1] = { { .address = rc[0] } };
-	struct store_delivery d = { .data = data, .size = size, .prepared = prep, .rcpts = r,
-				    .n_rcpts = 1 };
-	ck_assert_int_eq(store_deliver(st, &d, 1, &err), 0);
-	ck_assert_int_eq(r[0].status, RCPT_OK);
-	struct store_rcpt r2[1];
-	deliver(text, size, rc, 1, r2);
-	struct store_txn *t;
-	struct store_message m1, m2;
-	char *back = xmalloc(size);
-	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
-	ck_assert_int_eq(store_txn_message_get(t, r[0].mailbox_id_out, r[0].uid, &m1, &err), 1);
-	ck_assert_int_eq(store_txn_message_get(t, r2[0].mailbox_id_out, r2[0].uid, &m2, &err), 1);
-	ck_assert(memcmp(m1.blob, m2.blob, STORE_BLOB_ID_LEN) == 0);
-	ck_assert_int_eq(store_txn_blob_read(t, m1.blob, 0, back, size, &err), 0);
-	ck_assert(memcmp(back, text, size) == 0);
-	store_read_end(&t);
-	store_prepared_free(&prep);
-	ck_assert_ptr_null(prep);
-	free(data);
-
-	/* what does not decode to exactly size bytes is refused */
-	ck_assert_int_eq(store_prepare_encoded(enc.s, enc.len, size - 1, NULL, 0, &data, &prep, &err),
-			 -1);
-	ck_assert_int_eq(store_prepare_encoded(enc.s, enc.len, size + 1, NULL, 0, &data, &prep, &err),
-			 -1);
-	ck_assert_int_eq(store_prepare_encoded(enc.s, enc.len - 1, size, NULL, 0, &data, &prep, &err),
-			 -1);
-	struct str more = STR_INIT;
-	str_append(&more, enc.s, enc.len);
-	str_append(&more, "x", 1);
-	ck_assert_int_eq(store_prepare_encoded(more.s, more.len, size, NULL, 0, &data, &prep, &err),
-			 -1);
-	/* a flipped byte in a compressed chunk: refused, never stored as is */
-	more.s[10] ^= 0x55;
-	more.len--;
-	void *d2 = NULL;
-	if (store_prepare_encoded(more.s, more.len, size, NULL, 0, &d2, &prep, &err) == 0) {
-		/* zstd may still decode it (no checksum): then to other bytes,
-		 * hashed as such */
-		ck_assert(memcmp(d2, text, size) != 0);
-		store_prepared_free(&prep);
-		free(d2);
-	}
-	/* every truncation is refused */
-	for (size_t cut = 0; cut < enc.len; cut += 997)
-		ck_assert_int_eq(store_prepare_encoded(enc.s, cut, size, NULL, 0, &data, &prep, &err),
-				 -1);
-	str_free(&more);
-	str_free(&enc);
-	free(back);
-	free(text);
-	free(noise);
-}
-END_TEST
-
 /* A read-only handle (queue list beside a running daemon) reads everything. */
 START_TEST(test_read_only_open)
 {
@@ -1006,7 +932,6 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_account_delete_frees_everything);
 	tcase_add_test(tc, test_recalc_repairs_drift);
 	tcase_add_test(tc, test_compression_round_trip);
-	tcase_add_test(tc, test_encoded_delivery);
 	tcase_add_test(tc, test_read_only_open);
 	suite_add_tcase(s, tc);
 	return s;
