@@ -1,10 +1,15 @@
 /* The delivery process: the only process of congvu-smtpd that opens the
  * store. It answers recipient look-ups and password checks for the session
- * workers and commits their accepted messages in batches: every DF_DELIVER
- * that arrives in one pass of the event loop goes into one write
- * transaction (group commit), and each session gets its reply only after
- * that transaction is durable. Password hashes are verified in a helper
- * thread, so a slow hash never holds up commits. */
+ * workers and commits their accepted messages in batches (group commit):
+ * the write transaction and its fsync run in a commit thread, and every
+ * DF_DELIVER that arrives meanwhile is hashed and compressed at once (the
+ * costly part of storing a message) and goes into the next transaction.
+ * Each session gets its reply only after the transaction holding its
+ * message is durable. While a commit runs, the loop does not touch the
+ * store (the map may be resized inside store_write only with no other
+ * transaction open): look-ups wait for the commit, as they would in a
+ * single thread. Password hashes are verified in a helper thread, so a
+ * slow hash never holds up commits. */
 #include "config.h"
 #include "dproto.h"
 #include "frame.h"
@@ -43,6 +48,7 @@ struct pending {
 	size_t n_rcpts;
 	char *queue_record;
 	size_t queue_record_len;
+	struct store_prepared *prepared; /* hashed and compressed on arrival */
 	/* results */
 	uint32_t queued;
 	uint64_t queue_id;
@@ -59,6 +65,14 @@ struct auth_job {
 	bool ok;
 };
 
+/* A look-up that arrived while a commit was running. */
+struct held_req {
+	struct dworker *w;
+	uint32_t type;
+	void *data;
+	size_t len;
+};
+
 struct delivery {
 	struct ioloop *loop;
 	struct settings *set;
@@ -72,6 +86,20 @@ struct delivery {
 	size_t n_batch, cap_batch;
 	size_t batch_max;
 	bool stopping;
+	/* the commit thread: runs store_write() on inflight */
+	pthread_t cthread;
+	pthread_mutex_t cmu;
+	pthread_cond_t ccv;
+	struct pending *inflight;
+	size_t n_inflight, cap_inflight;
+	bool committing;    /* inflight belongs to the thread */
+	bool cjob, cdone, cstop;
+	int cret;
+	const char *cerror;
+	int cefd;
+	struct io *cio;
+	struct held_req *held;
+	size_t n_held, cap_held;
 	/* the password thread */
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -239,6 +267,8 @@ static void handle_deliver(struct dworker *w, struct frame_reader *r)
 		bad_frame(w);
 	p.queue_record = qlen ? xmemdup(q, qlen) : NULL;
 	p.queue_record_len = qlen;
+	if (n > 0)
+		p.prepared = store_prepare(p.data, p.size, p.parsed, p.parsed_size);
 	if (d->n_batch == d->cap_batch) {
 		d->cap_batch = d->cap_batch ? d->cap_batch * 2 : 64;
 		d->batch = xreallocarray(d->batch, d->cap_batch, sizeof(*d->batch));
@@ -256,6 +286,7 @@ static void pending_free(struct pending *p)
 	free(p->data);
 	free(p->parsed);
 	free(p->queue_record);
+	store_prepared_free(&p->prepared);
 }
 
 /* ---- the group commit ---- */
@@ -318,6 +349,7 @@ static int commit_fn(struct store_txn *t, void *ctx, const char **error_r)
 				.size = p->size,
 				.parsed = p->parsed,
 				.parsed_size = p->parsed_size,
+				.prepared = p->prepared,
 				.rcpts = p->rcpts,
 				.n_rcpts = p->n_rcpts,
 			};
@@ -335,40 +367,138 @@ static int commit_fn(struct store_txn *t, void *ctx, const char **error_r)
 	return 0;
 }
 
-static void commit_batch(void *ctx)
+static void *commit_thread(void *ctx)
 {
 	struct delivery *d = ctx;
-	while (d->n_batch > 0) {
-		size_t n = d->n_batch < d->batch_max ? d->n_batch : d->batch_max;
-		struct commit_ctx c = { d->batch, n };
+	pthread_mutex_lock(&d->cmu);
+	for (;;) {
+		while (!d->cjob && !d->cstop)
+			pthread_cond_wait(&d->ccv, &d->cmu);
+		if (d->cstop)
+			break;
+		d->cjob = false;
+		struct commit_ctx c = { d->inflight, d->n_inflight };
+		pthread_mutex_unlock(&d->cmu);
 		const char *error = NULL;
 		int ret = store_write(d->store, commit_fn, &c, &error);
-		if (ret < 0) {
-			log_err("event=store_error op=deliver messages=%zu error=\"%s\"", n,
-				error ? error : "unknown");
-			for (size_t i = 0; i < n; i++) {
-				struct pending *p = &d->batch[i];
-				for (size_t j = 0; j < p->n_rcpts; j++)
-					p->rcpts[j].status = RCPT_ERROR;
-				p->queued = p->queue_record ? DQ_FAILED : DQ_NONE;
-			}
+		pthread_mutex_lock(&d->cmu);
+		d->cret = ret;
+		d->cerror = error;
+		d->cdone = true;
+		pthread_cond_signal(&d->ccv);
+		uint64_t one = 1;
+		if (write(d->cefd, &one, sizeof(one)) < 0) {
+			/* the counter cannot overflow in practice; nothing to do */
 		}
-		for (size_t i = 0; i < n; i++) {
-			struct pending *p = &d->batch[i];
-			struct str buf = STR_INIT;
-			frame_put_u64(&buf, p->req);
-			frame_put_u32(&buf, (uint32_t)p->n_rcpts);
-			for (size_t j = 0; j < p->n_rcpts; j++)
-				frame_put_u32(&buf, (uint32_t)p->rcpts[j].status);
-			frame_put_u32(&buf, p->queued);
-			frame_put_u64(&buf, p->queue_id);
-			send_small(p->w, DF_DELIVER_REPLY, &buf);
-			pending_free(p);
-		}
-		log_debug("event=commit messages=%zu", n);
-		memmove(d->batch, d->batch + n, (d->n_batch - n) * sizeof(*d->batch));
-		d->n_batch -= n;
 	}
+	pthread_mutex_unlock(&d->cmu);
+	return NULL;
+}
+
+/* Hands up to batch_max waiting messages to the commit thread. */
+static void commit_start(struct delivery *d)
+{
+	if (d->committing || d->n_batch == 0)
+		return;
+	size_t n = d->n_batch < d->batch_max ? d->n_batch : d->batch_max;
+	if (n > d->cap_inflight) {
+		d->cap_inflight = n;
+		d->inflight = xreallocarray(d->inflight, n, sizeof(*d->inflight));
+	}
+	memcpy(d->inflight, d->batch, n * sizeof(*d->batch));
+	memmove(d->batch, d->batch + n, (d->n_batch - n) * sizeof(*d->batch));
+	d->n_batch -= n;
+	d->n_inflight = n;
+	d->committing = true;
+	pthread_mutex_lock(&d->cmu);
+	d->cdone = false;
+	d->cjob = true;
+	pthread_cond_signal(&d->ccv);
+	pthread_mutex_unlock(&d->cmu);
+}
+
+static void worker_frame(void *ctx, uint32_t type, const void *data, size_t len);
+
+/* The commit is done (durable or failed): the replies go out, the look-ups
+ * held meanwhile are answered and the next batch starts. */
+static void commit_finish(struct delivery *d)
+{
+	size_t n = d->n_inflight;
+	if (d->cret < 0) {
+		log_err("event=store_error op=deliver messages=%zu error=\"%s\"", n,
+			d->cerror ? d->cerror : "unknown");
+		for (size_t i = 0; i < n; i++) {
+			struct pending *p = &d->inflight[i];
+			for (size_t j = 0; j < p->n_rcpts; j++)
+				p->rcpts[j].status = RCPT_ERROR;
+			p->queued = p->queue_record ? DQ_FAILED : DQ_NONE;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct pending *p = &d->inflight[i];
+		struct str buf = STR_INIT;
+		frame_put_u64(&buf, p->req);
+		frame_put_u32(&buf, (uint32_t)p->n_rcpts);
+		for (size_t j = 0; j < p->n_rcpts; j++)
+			frame_put_u32(&buf, (uint32_t)p->rcpts[j].status);
+		frame_put_u32(&buf, p->queued);
+		frame_put_u64(&buf, p->queue_id);
+		send_small(p->w, DF_DELIVER_REPLY, &buf);
+		pending_free(p);
+	}
+	log_debug("event=commit messages=%zu", n);
+	d->n_inflight = 0;
+	d->committing = false;
+	/* look-ups that waited; they cannot start a commit themselves */
+	for (size_t i = 0; i < d->n_held; i++) {
+		struct held_req *h = &d->held[i];
+		worker_frame(h->w, h->type, h->data, h->len);
+		explicit_bzero(h->data, h->len); /* passwords */
+		free(h->data);
+	}
+	d->n_held = 0;
+	commit_start(d);
+}
+
+static void commit_wait(struct delivery *d)
+{
+	if (!d->committing)
+		return;
+	pthread_mutex_lock(&d->cmu);
+	while (!d->cdone)
+		pthread_cond_wait(&d->ccv, &d->cmu);
+	pthread_mutex_unlock(&d->cmu);
+	commit_finish(d);
+}
+
+static void commit_done(void *ctx, unsigned revents)
+{
+	struct delivery *d = ctx;
+	(void)revents;
+	uint64_t n;
+	if (read(d->cefd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		fatal("eventfd read: %s", strerror(errno));
+	bool done;
+	pthread_mutex_lock(&d->cmu);
+	done = d->cdone;
+	pthread_mutex_unlock(&d->cmu);
+	if (d->committing && done)
+		commit_finish(d);
+}
+
+/* Everything received is committed before this returns. */
+static void commit_all(struct delivery *d)
+{
+	commit_wait(d);
+	while (d->n_batch > 0) {
+		commit_start(d);
+		commit_wait(d);
+	}
+}
+
+static void commit_batch(void *ctx)
+{
+	commit_start(ctx);
 }
 
 /* ---- channels ---- */
@@ -376,6 +506,17 @@ static void commit_batch(void *ctx)
 static void worker_frame(void *ctx, uint32_t type, const void *data, size_t len)
 {
 	struct dworker *w = ctx;
+	struct delivery *d = w->d;
+	if (d->committing && (type == DF_RCPT || type == DF_AUTH)) {
+		if (d->n_held == d->cap_held) {
+			d->cap_held = d->cap_held ? d->cap_held * 2 : 64;
+			d->held = xreallocarray(d->held, d->cap_held, sizeof(*d->held));
+		}
+		void *copy = xmalloc(len + 1);
+		memcpy(copy, data, len);
+		d->held[d->n_held++] = (struct held_req){ w, type, copy, len };
+		return;
+	}
 	struct frame_reader r;
 	frame_reader_init(&r, data, len);
 	switch (type) {
@@ -400,7 +541,7 @@ static void worker_gone(void *ctx, const char *error)
 	if (!d->stopping && strcmp(error, "peer closed") != 0)
 		log_err("event=worker_channel_failed worker=%u error=\"%s\"", w->idx, error);
 	/* Commit what it sent before its replies are dropped. */
-	commit_batch(d);
+	commit_all(d);
 	frame_chan_free(&w->chan);
 	if (--d->n_alive == 0)
 		ioloop_stop(d->loop);
@@ -499,6 +640,14 @@ int delivery_main(const struct delivery_args *args)
 	pthread_cond_init(&d.cv, NULL);
 	if (pthread_create(&d.thread, NULL, auth_thread, &d) != 0)
 		fatal("cannot start the password thread");
+	d.cefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d.cefd < 0)
+		fatal("eventfd: %s", strerror(errno));
+	d.cio = io_add(d.loop, d.cefd, IO_READ, commit_done, &d);
+	pthread_mutex_init(&d.cmu, NULL);
+	pthread_cond_init(&d.ccv, NULL);
+	if (pthread_create(&d.cthread, NULL, commit_thread, &d) != 0)
+		fatal("cannot start the commit thread");
 	/* Each DF_DELIVER may carry the message, its parse and the queue
 	 * copy's record. */
 	uint64_t max_msg = settings_num(d.set, S_SMTPD_MAX_MESSAGE_SIZE);
@@ -518,7 +667,20 @@ int delivery_main(const struct delivery_args *args)
 	log_info("event=started process=delivery store=%s", dir);
 	if (d.n_workers > 0)
 		ioloop_run(d.loop);
-	commit_batch(&d);
+	commit_all(&d);
+	pthread_mutex_lock(&d.cmu);
+	d.cstop = true;
+	pthread_cond_signal(&d.ccv);
+	pthread_mutex_unlock(&d.cmu);
+	pthread_join(d.cthread, NULL);
+	for (size_t i = 0; i < d.n_held; i++) {
+		explicit_bzero(d.held[i].data, d.held[i].len);
+		free(d.held[i].data);
+	}
+	free(d.held);
+	free(d.inflight);
+	io_remove(&d.cio);
+	close(d.cefd);
 	pthread_mutex_lock(&d.mu);
 	d.thread_stop = true;
 	pthread_cond_signal(&d.cv);

@@ -82,6 +82,22 @@ void blob_prepare(struct blob_prep *p, const void *data, size_t size, const void
 		encode_chunk(parsed, parsed_size, false, &p->parsed, &p->parsed_len);
 }
 
+struct store_prepared *store_prepare(const void *data, size_t size, const void *parsed,
+				     size_t parsed_size)
+{
+	struct store_prepared *sp = xmalloc(sizeof(*sp));
+	blob_prepare(&sp->blob, data, size, parsed, parsed_size);
+	return sp;
+}
+
+void store_prepared_free(struct store_prepared **prep)
+{
+	if (*prep == NULL)
+		return;
+	blob_prep_free(&(*prep)->blob);
+	x_free(prep);
+}
+
 void blob_prep_free(struct blob_prep *p)
 {
 	for (uint32_t i = 0; i < p->n_chunks; i++)

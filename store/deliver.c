@@ -283,15 +283,22 @@ static void fail_all(struct store_delivery *d, size_t n)
 static struct blob_prep *prepare_all(const struct store_delivery *d, size_t n)
 {
 	struct blob_prep *preps = xcalloc(n ? n : 1, sizeof(*preps));
-	for (size_t i = 0; i < n; i++)
-		blob_prepare(&preps[i], d[i].data, d[i].size, d[i].parsed, d[i].parsed_size);
+	for (size_t i = 0; i < n; i++) {
+		if (d[i].prepared != NULL) {
+			preps[i] = d[i].prepared->blob;
+			preps[i].borrowed = true;
+		} else {
+			blob_prepare(&preps[i], d[i].data, d[i].size, d[i].parsed, d[i].parsed_size);
+		}
+	}
 	return preps;
 }
 
 static void free_all(struct blob_prep *preps, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		blob_prep_free(&preps[i]);
+		if (!preps[i].borrowed)
+			blob_prep_free(&preps[i]);
 	free(preps);
 }
 

@@ -161,10 +161,15 @@ struct blob_prep {
 	size_t *chunk_len;
 	uint8_t *parsed;     /* encoded parse, or NULL */
 	size_t parsed_len;
+	bool borrowed;       /* a copy of a store_prepared's: not freed here */
 };
 void blob_prepare(struct blob_prep *p, const void *data, size_t size, const void *parsed,
 		  size_t parsed_size);
 void blob_prep_free(struct blob_prep *p);
+/* store_prepare()'s result */
+struct store_prepared {
+	struct blob_prep blob;
+};
 /* Adds refs references to the blob, storing its chunks when it is new. */
 int blob_ref_prepared(struct store_txn *t, const struct blob_prep *p, uint64_t refs,
 		      const char **error_r);

@@ -313,11 +313,16 @@ struct store_rcpt {
 	uint32_t uid;
 };
 
+struct store_prepared;
+
 struct store_delivery {
 	const void *data;         /* the message bytes, as the recipients get them */
 	size_t size;
 	const void *parsed;       /* optional cached parse kept with the bytes */
 	size_t parsed_size;
+	/* optional: store_prepare() of exactly these bytes and parse, so the
+	 * transaction does not hash and compress them */
+	const struct store_prepared *prepared;
 	int64_t internal_date;    /* 0: now */
 	struct store_rcpt *rcpts;
 	size_t n_rcpts;
@@ -332,6 +337,15 @@ int store_deliver(struct store *store, struct store_delivery *deliveries, size_t
 /* The same inside a caller's write transaction. */
 int store_txn_deliver(struct store_txn *txn, struct store_delivery *deliveries, size_t n,
 		      const char **error_r);
+
+/* Hashes, cuts and compresses a message's bytes (the costly part of storing
+ * it) ahead of the delivery, in any thread and outside any transaction: a
+ * program that commits in another thread prepares the next messages while
+ * the previous commit is written. The result is used by store_delivery's
+ * prepared, then freed (NULL is ok). Never fails. */
+struct store_prepared *store_prepare(const void *data, size_t size, const void *parsed,
+				     size_t parsed_size);
+void store_prepared_free(struct store_prepared **prep);
 
 /* Whether a message of size bytes (0: unknown) would fit the account now:
  * RCPT_OK, RCPT_NO_ACCOUNT, RCPT_OVER_QUOTA or RCPT_TOO_BIG. -1 on error. */

@@ -887,6 +887,49 @@ START_TEST(test_compression_round_trip)
 }
 END_TEST
 
+/* A message prepared ahead (store_prepare, as congvu-smtpd's delivery
+ * process does while the previous commit is written) is stored as it would
+ * be otherwise: same blob, same bytes. */
+START_TEST(test_prepared_delivery)
+{
+	add_account("a@lamdong.gov.vn", 0);
+	const size_t size = 150000; /* three chunks */
+	char *text = make_message(size, 31);
+	const char *rc[] = { "a@lamdong.gov.vn" };
+	struct store_prepared *prep = store_prepare(text, size, NULL, 0);
+	struct store_rcpt r[1] = { { .address = rc[0] } };
+	struct store_delivery d = { .data = text, .size = size, .prepared = prep, .rcpts = r,
+				    .n_rcpts = 1 };
+	ck_assert_int_eq(store_deliver(st, &d, 1, &err), 0);
+	ck_assert_int_eq(r[0].status, RCPT_OK);
+	/* the prepared blob stays usable until freed */
+	struct store_rcpt r2[1] = { { .address = rc[0] } };
+	d.rcpts = r2;
+	ck_assert_int_eq(store_deliver(st, &d, 1, &err), 0);
+	store_prepared_free(&prep);
+	ck_assert_ptr_null(prep);
+	store_prepared_free(&prep);
+	struct store_rcpt r3[1];
+	deliver(text, size, rc, 1, r3);
+	struct store_stats stats;
+	ck_assert_int_eq(store_stats(st, &stats, &err), 0);
+	ck_assert_uint_eq(stats.blobs, 1);
+	struct store_txn *t;
+	struct store_message m1, m3;
+	char *back = xmalloc(size);
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	ck_assert_int_eq(store_txn_message_get(t, r[0].mailbox_id_out, r[0].uid, &m1, &err), 1);
+	ck_assert_int_eq(store_txn_message_get(t, r3[0].mailbox_id_out, r3[0].uid, &m3, &err), 1);
+	ck_assert(memcmp(m1.blob, m3.blob, STORE_BLOB_ID_LEN) == 0);
+	ck_assert_int_eq(store_txn_blob_read(t, m1.blob, 0, back, size, &err), 0);
+	ck_assert(memcmp(back, text, size) == 0);
+	store_read_end(&t);
+	ck_assert_uint_eq(get_account("a@lamdong.gov.vn").used_messages, 3);
+	free(back);
+	free(text);
+}
+END_TEST
+
 /* A read-only handle (queue list beside a running daemon) reads everything. */
 START_TEST(test_read_only_open)
 {
@@ -932,6 +975,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_account_delete_frees_everything);
 	tcase_add_test(tc, test_recalc_repairs_drift);
 	tcase_add_test(tc, test_compression_round_trip);
+	tcase_add_test(tc, test_prepared_delivery);
 	tcase_add_test(tc, test_read_only_open);
 	suite_add_tcase(s, tc);
 	return s;
