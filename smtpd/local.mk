@@ -83,7 +83,8 @@ EXTRA_DIST += tests/fuzz/fuzz-smtp-session.c tests/fuzz/fuzz-smtp-queue-record.c
 	bench/smtp.py doc/smtpd.md doc/io.md
 INTEGRATION_TESTS += tests/integration/outbound_delivery.py \
 	tests/integration/outbound_tls.py tests/integration/outbound_crash.py \
-	tests/integration/outbound_mta_sts.py tests/integration/outbound_dane.py
+	tests/integration/outbound_mta_sts.py tests/integration/outbound_dane.py \
+	tests/integration/outbound_expiry.py
 EXTRA_DIST += tests/integration/outbound_common.py
 INTEGRATION_TESTS += tests/integration/smtpd_concurrency.py
 

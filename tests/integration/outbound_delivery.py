@@ -61,6 +61,12 @@ def main():
                  "a log line per delivered recipient:\n" + slog)
         qid = [l for l in slog.splitlines() if "status=sent" in l][0].split("queue_id=")[1].split()[0]
         sc.check("event=removed queue_id=%s" % qid in slog, "removal logged by queue id")
+        # the message's story by its queue id: accepted, attempted, sent, removed
+        story = [l for l in slog.splitlines()
+                 if "queued=%s " % qid in l or "queue_id=%s " % qid in l + " "]
+        for ev in ("event=delivered", "event=attempt", "event=outbound ", "event=removed"):
+            sc.check(any(ev in l for l in story), "%s traced by queue id %s:\n%s"
+                     % (ev, qid, "\n".join(story)))
 
         # 2. 550 for one recipient: a bounce in the sender's INBOX
         oc.send(server, SENDER, ["carol@" + D, "nobody@" + D], "second")
