@@ -631,7 +631,7 @@ static void connected(struct ob_job *job)
 		/* TLSA records make TLS mandatory; usable ones replace the
 		 * certificate authorities (RFC 7672 2.2) */
 		job->params.starttls = job->params.tls_required = true;
-		job->params.tls_verify = job->dane == DANE_VERIFY;
+		job->params.tls_verify = job->dane == DANE_VERIFY || job->level == TLS_POLICY_VERIFY;
 	}
 	job->c = smtpc_new(&job->params);
 }
