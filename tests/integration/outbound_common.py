@@ -353,3 +353,17 @@ class SignedDns:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def teardown(*steps):
+    """Runs every clean-up step even when one fails (smtpd_common's stop()
+    exits on a sanitizer report); the first failure is raised at the end."""
+    first = None
+    for step in steps:
+        try:
+            step()
+        except BaseException as e:  # noqa: B902 - SystemExit from sc.fail included
+            if first is None:
+                first = e
+    if first is not None:
+        raise first

@@ -57,11 +57,9 @@ def main():
                  "no delay notice with delay_warning = 0")
         print("outbound expiry: ok")
     finally:
-        if server is not None:
-            server.cleanup()
-        if dns is not None:
-            dns.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        oc.teardown(lambda: server and server.cleanup(),
+                    lambda: dns and dns.stop(),
+                    lambda: shutil.rmtree(tmp, ignore_errors=True))
 
 
 if __name__ == "__main__":

@@ -138,16 +138,11 @@ def main():
         sc.check(len(FETCHES) == fetched, "no fetch needed")
         print("outbound mta-sts: ok")
     finally:
-        if server is not None:
-            server.cleanup()
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        if pf is not None:
-            pf.stop()
-        if dns is not None:
-            dns.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        oc.teardown(lambda: server and server.cleanup(),
+                    lambda: httpd and (httpd.shutdown(), httpd.server_close()),
+                    lambda: pf and pf.stop(),
+                    lambda: dns and dns.stop(),
+                    lambda: shutil.rmtree(tmp, ignore_errors=True))
 
 
 if __name__ == "__main__":

@@ -108,13 +108,10 @@ def main():
         sc.check(oc.wait_for(lambda: oc.queue_list(server) == []), "queue empty")
         print("outbound tls policy: ok")
     finally:
-        if server is not None:
-            server.cleanup()
-        if pf is not None:
-            pf.stop()
-        if dns is not None:
-            dns.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        oc.teardown(lambda: server and server.cleanup(),
+                    lambda: pf and pf.stop(),
+                    lambda: dns and dns.stop(),
+                    lambda: shutil.rmtree(tmp, ignore_errors=True))
 
 
 if __name__ == "__main__":
