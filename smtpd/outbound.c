@@ -139,6 +139,7 @@ static void notice_deliver(struct ob *ob, struct store_txn *txn, struct commit *
 	const char *why;
 	bool local = address_normalize(r->from, norm, &why) == 0 &&
 		     domain_is_local(address_domain(norm), ob->cfg->domains);
+	bool queue_it = !local;
 	if (local) {
 		struct store_rcpt sr;
 		memset(&sr, 0, sizeof(sr));
@@ -146,6 +147,10 @@ static void notice_deliver(struct ob *ob, struct store_txn *txn, struct commit *
 		struct store_delivery d = { .data = m.s, .size = m.len, .rcpts = &sr, .n_rcpts = 1 };
 		if (store_txn_deliver(txn, &d, 1, error_r) < 0) {
 			*ret_r = -1;
+		} else if (sr.status == RCPT_OVER_QUOTA) {
+			/* a full mailbox may empty: the notification waits in the
+			 * queue, delivered locally when there is room */
+			queue_it = true;
 		} else if (sr.status != RCPT_OK) {
 			str_printf(&cm->log,
 				   "event=dsn_dropped queue_id=%" PRIu64 " kind=%s to=<%s> reason=%s\n",
@@ -156,7 +161,8 @@ static void notice_deliver(struct ob *ob, struct store_txn *txn, struct commit *
 				   "event=dsn queue_id=%" PRIu64 " kind=%s to=<%s> delivery=local"
 				   " uid=%" PRIu32 "\n", msg->id, kind, norm, sr.uid);
 		}
-	} else {
+	}
+	if (queue_it && *ret_r == 0) {
 		struct queue_record b;
 		memset(&b, 0, sizeof(b));
 		b.from = xstrdup("");
@@ -175,7 +181,8 @@ static void notice_deliver(struct ob *ob, struct store_txn *txn, struct commit *
 		else
 			str_printf(&cm->log,
 				   "event=dsn queue_id=%" PRIu64 " kind=%s to=<%s> delivery=queued"
-				   " dsn_queue_id=%" PRIu64 "\n", msg->id, kind, r->from, bid);
+				   " dsn_queue_id=%" PRIu64 "%s\n", msg->id, kind, r->from, bid,
+				   local ? " reason=mailbox_full" : "");
 		str_free(&enc);
 		queue_record_free(&b);
 	}
@@ -881,10 +888,90 @@ void outbound_job_route_mx(struct ob_job *job)
 	job->dns_id = id;
 }
 
+/* Recipients of a local domain (notifications that found a full mailbox)
+ * go straight into the store. */
+static void job_deliver_local(struct ob_job *job)
+{
+	struct ob *ob = job->ob;
+	const struct ob_msg *msg = job->msg;
+	snprintf(job->mta, sizeof(job->mta), "local");
+	struct store_rcpt *sr = xcalloc(job->n, sizeof(*sr));
+	char (*norm)[ADDRESS_MAX_LEN + 1] = xcalloc(job->n, sizeof(*norm));
+	struct outbound_result *res = xcalloc(job->n, sizeof(*res));
+	size_t k = 0;
+	const char *why;
+	for (size_t i = 0; i < job->n; i++) {
+		res[i].index = job->idx[i];
+		res[i].addr = job->rcpts[i].addr;
+		if (address_normalize(job->rcpts[i].addr, norm[i], &why) < 0) {
+			res[i].result = SMTPC_R_PERM;
+			res[i].status = "5.1.3";
+			res[i].diag = "bad local address";
+			continue;
+		}
+		sr[k].address = norm[i];
+		k++;
+	}
+	/* local copies start with the envelope sender (RFC 5321 4.4) */
+	struct str data = STR_INIT;
+	str_printf(&data, "Return-Path: <%s>\r\n", msg->rec.from);
+	str_append(&data, msg->data, msg->size);
+	struct store_delivery d = { .data = data.s, .size = data.len, .rcpts = sr, .n_rcpts = k };
+	const char *error = NULL;
+	int ret = k > 0 ? store_deliver(ob->store, &d, 1, &error) : 0;
+	k = 0;
+	for (size_t i = 0; i < job->n; i++) {
+		if (res[i].result == SMTPC_R_PERM)
+			continue;
+		switch (ret < 0 ? RCPT_ERROR : sr[k].status) {
+		case RCPT_OK:
+			res[i].result = SMTPC_R_OK;
+			res[i].status = "2.0.0";
+			res[i].diag = "delivered to the mailbox";
+			res[i].remote_dsn = true;
+			break;
+		case RCPT_OVER_QUOTA:
+			res[i].result = SMTPC_R_TEMP;
+			res[i].status = "4.2.2";
+			res[i].diag = "mailbox full";
+			break;
+		case RCPT_NO_ACCOUNT:
+		case RCPT_NO_MAILBOX:
+			res[i].result = SMTPC_R_PERM;
+			res[i].status = "5.1.1";
+			res[i].diag = "no such account";
+			break;
+		case RCPT_TOO_BIG:
+			res[i].result = SMTPC_R_PERM;
+			res[i].status = "5.2.2";
+			res[i].diag = "message larger than the mailbox quota";
+			break;
+		case RCPT_ERROR:
+			res[i].result = SMTPC_R_TEMP;
+			res[i].status = "4.3.0";
+			res[i].diag = "store error";
+			break;
+		}
+		k++;
+	}
+	if (ret < 0)
+		log_err("event=local_delivery_failed queue_id=%" PRIu64 " error=\"%s\"", msg->id,
+			error);
+	job_complete(job, res, job->n);
+	str_free(&data);
+	free(res);
+	free(norm);
+	free(sr);
+}
+
 static void job_start(struct ob_job *job)
 {
 	job->dest->active++;
 	job->host_i = 0;
+	if (domain_is_local(job->domain, job->cfg->domains)) {
+		job_deliver_local(job);
+		return;
+	}
 	if (job->dest->down_error != NULL) {
 		/* its other messages just failed to reach any server (Postfix's
 		 * dead destination, for one round) */

@@ -13,7 +13,9 @@
  6. a bounce for a remote sender is queued from <> and delivered there;
  7. DSN parameters (NOTIFY, ORCPT, RET, ENVID) and SMTPUTF8 reach the remote:
     Postfix answers NOTIFY=SUCCESS with its own success notification, and
-    takes a UTF-8 recipient."""
+    takes a UTF-8 recipient;
+ 8. a bounce for a local sender whose mailbox is full waits in the queue and
+    lands once the quota is raised."""
 
 import os
 import shutil
@@ -163,6 +165,33 @@ def main():
         sc.check(any("nguy\u1ec5n@" + D in l and "status=sent" in l
                      for l in pf.log().splitlines()), "the UTF-8 recipient was delivered:\n"
                  + plog)
+        sc.check(oc.wait_for(lambda: oc.queue_list(server) == []), "queue empty")
+
+        # 8. the sender's mailbox is full: the bounce waits for room
+        full = "full@" + sc.DOMAIN
+        server.add_account(full, quota="10K")
+        oc.send(server, "someone@example.org", [full], "filler", body=("x" * 70 + "\r\n") * 128)
+        sc.check(any(b"Subject: filler" in m["data"] for m in server.messages(full)),
+                 "the filler is stored (with the quota warnings it causes)")
+        oc.send(server, full, ["nobody@" + D], "ninth")
+
+        def bounce_waits():
+            q = oc.queue_list(server)
+            return q if (len(q) == 1 and q[0][1] == "" and q[0][2] == full
+                         and q[0][3] == "deferred") else None
+        q = oc.wait_for(bounce_waits)
+        sc.check(q is not None, "the bounce waits in the queue: %r\n%s"
+                 % (oc.queue_list(server), server.log()))
+        sc.check("reason=mailbox_full" in server.log() and "mailbox full" in q[0][5],
+                 "the reason is logged and listed: %r" % q)
+        r = server.quota("set", full, "1M")
+        sc.check(r.returncode == 0, "congvu-quota set: " + r.stderr)
+        oc.queue_cmd(server, "flush")
+        got = oc.wait_for(lambda: [m for m in server.messages(full)
+                                   if b"multipart/report" in m["data"]])
+        sc.check(got and len(got) == 1, "the bounce lands once there is room:\n" + server.log())
+        sc.check(got[0]["data"].startswith(b"Return-Path: <>\r\n"),
+                 "delivered from the null sender")
         sc.check(oc.wait_for(lambda: oc.queue_list(server) == []), "queue empty")
 
         rc = server.stop()
