@@ -498,6 +498,8 @@ def main():
     ap.add_argument("--big", type=int, default=0,
                     help="also time commands on a mailbox of this many messages")
     args = ap.parse_args()
+    # SIGTERM: stop the servers and restore the system setting on the way out
+    signal.signal(signal.SIGTERM, lambda signo, frame: sys.exit(1))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if hard < args.idle + 100:
