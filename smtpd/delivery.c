@@ -5,11 +5,9 @@
  * DF_DELIVER that arrives meanwhile is hashed and compressed at once (the
  * costly part of storing a message) and goes into the next transaction.
  * Each session gets its reply only after the transaction holding its
- * message is durable. While a commit runs, the loop does not touch the
- * store (the map may be resized inside store_write only with no other
- * transaction open): look-ups wait for the commit, as they would in a
- * single thread. Password hashes are verified in a helper thread, so a
- * slow hash never holds up commits. */
+ * message is durable. Look-ups are answered meanwhile from read
+ * transactions (the store lets them run beside the write). Password hashes
+ * are verified in a helper thread, so a slow hash never holds up commits. */
 #include "config.h"
 #include "dproto.h"
 #include "frame.h"
@@ -65,14 +63,6 @@ struct auth_job {
 	bool ok;
 };
 
-/* A look-up that arrived while a commit was running. */
-struct held_req {
-	struct dworker *w;
-	uint32_t type;
-	void *data;
-	size_t len;
-};
-
 struct delivery {
 	struct ioloop *loop;
 	struct settings *set;
@@ -98,8 +88,6 @@ struct delivery {
 	const char *cerror;
 	int cefd;
 	struct io *cio;
-	struct held_req *held;
-	size_t n_held, cap_held;
 	/* the password thread */
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -417,10 +405,8 @@ static void commit_start(struct delivery *d)
 	pthread_mutex_unlock(&d->cmu);
 }
 
-static void worker_frame(void *ctx, uint32_t type, const void *data, size_t len);
-
-/* The commit is done (durable or failed): the replies go out, the look-ups
- * held meanwhile are answered and the next batch starts. */
+/* The commit is done (durable or failed): the replies go out and the next
+ * batch starts. */
 static void commit_finish(struct delivery *d)
 {
 	size_t n = d->n_inflight;
@@ -449,14 +435,6 @@ static void commit_finish(struct delivery *d)
 	log_debug("event=commit messages=%zu", n);
 	d->n_inflight = 0;
 	d->committing = false;
-	/* look-ups that waited; they cannot start a commit themselves */
-	for (size_t i = 0; i < d->n_held; i++) {
-		struct held_req *h = &d->held[i];
-		worker_frame(h->w, h->type, h->data, h->len);
-		explicit_bzero(h->data, h->len); /* passwords */
-		free(h->data);
-	}
-	d->n_held = 0;
 	commit_start(d);
 }
 
@@ -506,17 +484,6 @@ static void commit_batch(void *ctx)
 static void worker_frame(void *ctx, uint32_t type, const void *data, size_t len)
 {
 	struct dworker *w = ctx;
-	struct delivery *d = w->d;
-	if (d->committing && (type == DF_RCPT || type == DF_AUTH)) {
-		if (d->n_held == d->cap_held) {
-			d->cap_held = d->cap_held ? d->cap_held * 2 : 64;
-			d->held = xreallocarray(d->held, d->cap_held, sizeof(*d->held));
-		}
-		void *copy = xmalloc(len + 1);
-		memcpy(copy, data, len);
-		d->held[d->n_held++] = (struct held_req){ w, type, copy, len };
-		return;
-	}
 	struct frame_reader r;
 	frame_reader_init(&r, data, len);
 	switch (type) {
@@ -673,11 +640,6 @@ int delivery_main(const struct delivery_args *args)
 	pthread_cond_signal(&d.ccv);
 	pthread_mutex_unlock(&d.cmu);
 	pthread_join(d.cthread, NULL);
-	for (size_t i = 0; i < d.n_held; i++) {
-		explicit_bzero(d.held[i].data, d.held[i].len);
-		free(d.held[i].data);
-	}
-	free(d.held);
 	free(d.inflight);
 	io_remove(&d.cio);
 	close(d.cefd);

@@ -4,6 +4,7 @@
 #define CONGVU_STORE_PRIVATE_H
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "store.h"
@@ -32,6 +33,11 @@ enum store_dbi {
 
 struct store {
 	MDB_env *env;
+	/* Held shared by every transaction of this process, exclusively to
+	 * resize the map, which LMDB allows only with no transaction open in
+	 * the process: a program may read in one thread while another
+	 * writes. */
+	pthread_rwlock_t resize_lock;
 	MDB_dbi dbi[DBI_COUNT];
 	char *dir;      /* DIR/store */
 	char *datafile; /* DIR/store/data.mdb */

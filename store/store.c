@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 const char STORE_ERR_OVER_QUOTA[] = "over quota";
@@ -315,6 +316,7 @@ int store_open(const char *data_dir, const struct store_options *opts, struct st
 	       const char **error_r)
 {
 	struct store *s = xcalloc(1, sizeof(*s));
+	pthread_rwlock_init(&s->resize_lock, NULL);
 	struct str path = STR_INIT;
 	str_printf(&path, "%s/store", data_dir);
 	s->dir = str_steal(&path);
@@ -379,6 +381,7 @@ void store_close(struct store **sp)
 		close(s->notify_fd);
 	free(s->dir);
 	free(s->datafile);
+	pthread_rwlock_destroy(&s->resize_lock);
 	x_free(sp);
 }
 
@@ -410,24 +413,51 @@ void store_notify_drain(struct store *s)
 
 /* ---- transactions ---- */
 
+/* Takes the resize lock exclusively (every other transaction of this
+ * process has ended), waiting at most 10 s: a thread that resizes while it
+ * holds a transaction of its own gets an error instead of a deadlock. */
+static int resize_lock(struct store *s, const char **error_r)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	if (pthread_rwlock_timedwrlock(&s->resize_lock, &ts) != 0) {
+		*error_r = "store busy: cannot resize the map while transactions are open";
+		return -1;
+	}
+	return 0;
+}
+
+/* Begins a transaction holding the resize lock shared; released when it
+ * ends (txn_end). */
 static int txn_begin(struct store *s, bool write, MDB_txn **txn_r, const char **error_r)
 {
 	for (int tries = 0; tries < 3; tries++) {
+		pthread_rwlock_rdlock(&s->resize_lock);
 		int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, txn_r);
 		if (rc == 0)
 			return 0;
+		pthread_rwlock_unlock(&s->resize_lock);
 		if (rc != MDB_MAP_RESIZED) {
 			*error_r = rc == ENOSPC ? "disk full" : mdb_strerror(rc);
 			return -1;
 		}
 		/* Another process grew the map: adopt its size. */
+		if (resize_lock(s, error_r) < 0)
+			return -1;
 		mdb_env_set_mapsize(s->env, 0);
 		MDB_envinfo info;
 		mdb_env_info(s->env, &info);
 		s->map_size = info.me_mapsize;
+		pthread_rwlock_unlock(&s->resize_lock);
 	}
 	*error_r = "store map keeps changing size";
 	return -1;
+}
+
+static void txn_end(struct store *s)
+{
+	pthread_rwlock_unlock(&s->resize_lock);
 }
 
 int store_read_begin(struct store *s, struct store_txn **txn_r, const char **error_r)
@@ -448,6 +478,7 @@ void store_read_end(struct store_txn **tp)
 	if (t == NULL)
 		return;
 	mdb_txn_abort(t->txn);
+	txn_end(t->store);
 	x_free(tp);
 }
 
@@ -458,14 +489,18 @@ static int grow_map(struct store *s, const char **error_r)
 		*error_r = "store map at its largest size";
 		return -1;
 	}
+	if (resize_lock(s, error_r) < 0)
+		return -1;
 	int rc = mdb_env_set_mapsize(s->env, size);
 	if (rc != 0) {
+		pthread_rwlock_unlock(&s->resize_lock);
 		*error_r = mdb_strerror(rc);
 		return -1;
 	}
 	MDB_envinfo info;
 	mdb_env_info(s->env, &info);
 	s->map_size = info.me_mapsize;
+	pthread_rwlock_unlock(&s->resize_lock);
 	return 0;
 }
 
@@ -482,11 +517,13 @@ int store_write(struct store *s, store_write_fn *fn, void *ctx, const char **err
 		int ret = fn(&t, ctx, error_r);
 		if (ret == 0) {
 			int rc = mdb_txn_commit(t.txn);
+			txn_end(s);
 			if (rc == 0)
 				return 0;
 			db_fail(&t, rc, error_r);
 		} else {
 			mdb_txn_abort(t.txn);
+			txn_end(s);
 		}
 		if (t.mdb_err != MDB_MAP_FULL)
 			return -1;

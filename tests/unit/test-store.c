@@ -3,6 +3,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -673,6 +674,56 @@ START_TEST(test_map_full_grows)
 }
 END_TEST
 
+/* Reads in one thread while another writes and the map grows (congvu-smtpd's
+ * delivery process answers look-ups beside its commit thread): every read
+ * sees a consistent account, nothing fails. */
+static volatile int reader_stop;
+static int reader_errors, reader_reads;
+
+static void *reader_thread(void *arg)
+{
+	(void)arg;
+	while (!__atomic_load_n(&reader_stop, __ATOMIC_ACQUIRE)) {
+		enum store_rcpt_status status;
+		const char *e;
+		if (store_quota_check(st, "a@lamdong.gov.vn", 1000, &status, &e) < 0 ||
+		    status != RCPT_OK)
+			__atomic_add_fetch(&reader_errors, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&reader_reads, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+START_TEST(test_read_beside_write_while_map_grows)
+{
+	store_close(&st);
+	st = open_with(1 << 20, 0, NULL);
+	add_account("a@lamdong.gov.vn", 0);
+	reader_stop = 0;
+	reader_errors = reader_reads = 0;
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, reader_thread, NULL), 0);
+	const char *rc[] = { "a@lamdong.gov.vn" };
+	for (int i = 0; i < 60; i++) {
+		char *msg = make_random_message(100000, (unsigned)i + 100);
+		struct store_rcpt r[1];
+		deliver(msg, 100000, rc, 1, r);
+		ck_assert_int_eq(r[0].status, RCPT_OK);
+		free(msg);
+	}
+	__atomic_store_n(&reader_stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	struct store_stats s;
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_gt(s.map_size, 4 << 20);
+	ck_assert_int_eq(reader_errors, 0);
+	ck_assert_int_gt(reader_reads, 0);
+	ck_assert_uint_eq(get_account("a@lamdong.gov.vn").used_messages, 60);
+}
+END_TEST
+
 /* A full disk (simulated with RLIMIT_FSIZE) fails the write cleanly and
  * damages nothing already committed. */
 START_TEST(test_disk_full_clean_error)
@@ -970,6 +1021,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_reader_snapshot);
 	tcase_add_test(tc, test_two_processes_writing);
 	tcase_add_test(tc, test_map_full_grows);
+	tcase_add_test(tc, test_read_beside_write_while_map_grows);
 	tcase_add_test(tc, test_disk_full_clean_error);
 	tcase_add_test(tc, test_queue);
 	tcase_add_test(tc, test_account_delete_frees_everything);
