@@ -320,10 +320,8 @@ static enum cmd_result do_list(struct imap_cmd *cmd, bool lsub)
 	const struct imap_arg *args = cmd->args;
 	size_t n = cmd->n_args, i = 0;
 	unsigned opts = 0, status_items = 0;
-	bool extended = false;
 	const char *err;
 	if (!lsub && n > 0 && args[0].type == IMAP_ARG_LIST) {
-		extended = true;
 		for (size_t k = 0; k < args[0].len; k++) {
 			const struct imap_arg *o = &args[0].list[k];
 			if (imap_arg_is_atom(o, "SUBSCRIBED"))
@@ -352,7 +350,6 @@ static enum cmd_result do_list(struct imap_cmd *cmd, bool lsub)
 	if (pats->type == IMAP_ARG_LIST) {
 		if (lsub)
 			return cmd_bad(cmd, "Invalid pattern");
-		extended = true;
 		n_pats = pats->len;
 		pats = pats->list;
 	}
@@ -361,7 +358,6 @@ static enum cmd_result do_list(struct imap_cmd *cmd, bool lsub)
 		if (lsub || !imap_arg_is_atom(&args[i], "RETURN") || i + 1 >= n ||
 		    args[i + 1].type != IMAP_ARG_LIST || i + 2 != n)
 			return cmd_bad(cmd, "Invalid LIST return options");
-		extended = true;
 		const struct imap_arg *r = &args[i + 1];
 		for (size_t k = 0; k < r->len; k++) {
 			const struct imap_arg *o = &r->list[k];
@@ -441,7 +437,7 @@ static enum cmd_result do_list(struct imap_cmd *cmd, bool lsub)
 		str_printf(o, "* %s (", cmdname);
 		size_t start = o->len;
 		if (!m->exists)
-			str_appends(o, lsub ? " \\Noselect" : " \\Noselect");
+			str_appends(o, " \\Noselect");
 		if (!lsub)
 			str_appends(o, m->has_children ? " \\HasChildren" : " \\HasNoChildren");
 		if (!lsub && (opts & RET_SUBSCRIBED) && subscribed)
@@ -463,7 +459,6 @@ static enum cmd_result do_list(struct imap_cmd *cmd, bool lsub)
 		if ((opts & RET_STATUS) && m->exists)
 			write_status(s, m, status_items);
 	}
-	(void)extended;
 	return cmd_ok(cmd, "%s completed", cmdname);
 }
 

@@ -615,7 +615,7 @@ void session_sync(struct imap_session *s, bool allow_expunge)
 		log_err("session=%u error=\"store changes: %s\"", s->id, err);
 		goto out;
 	}
-	bool utf8q = (s->enabled & ENABLED_QRESYNC) != 0;
+	bool qresync = (s->enabled & ENABLED_QRESYNC) != 0;
 	bool condstore = (s->enabled & (ENABLED_CONDSTORE | ENABLED_QRESYNC)) != 0;
 	bool expunges_left = false;
 	/* expunges */
@@ -632,11 +632,11 @@ void session_sync(struct imap_session *s, bool allow_expunge)
 				if (idx < 0)
 					continue;
 				gone[n_gone++] = c.expunged[i];
-				if (!utf8q)
+				if (!qresync)
 					str_printf(&s->out, "* %ld EXPUNGE\r\n", idx + 1);
 				view_remove_at(v, (size_t)idx);
 			}
-			if (utf8q && n_gone > 0) {
+			if (qresync && n_gone > 0) {
 				qsort(gone, n_gone, sizeof(uint32_t), cmp_u32);
 				str_appends(&s->out, "* VANISHED ");
 				seqset_write_sorted(&s->out, gone, n_gone);
@@ -684,13 +684,11 @@ void session_sync(struct imap_session *s, bool allow_expunge)
 			if (own)
 				continue;
 			str_printf(&s->out, "* %ld FETCH (", idx + 1);
-			if (s->view->n_keywords > 0 || true) {
-				str_appends(&s->out, "FLAGS ");
-				view_write_msg_flags(v, &msg, &s->out);
-			}
+			str_appends(&s->out, "FLAGS ");
+			view_write_msg_flags(v, &msg, &s->out);
 			if (condstore)
 				str_printf(&s->out, " MODSEQ (%llu)", (unsigned long long)msg.modseq);
-			if (utf8q || condstore)
+			if (qresync || condstore)
 				str_printf(&s->out, " UID %u", msg.uid);
 			str_appends(&s->out, ")\r\n");
 		}
