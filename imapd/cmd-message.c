@@ -107,7 +107,8 @@ enum cmd_result cmd_store(struct imap_cmd *cmd)
 	size_t i = 0;
 	if (cmd->n_args < 3 || cmd->args[0].type != IMAP_ARG_ATOM)
 		return cmd_bad(cmd, "STORE expects a sequence set, an action and flags");
-	struct store_ctx c = { .mailbox_id = v->mailbox_id };
+	struct store_ctx c = { .mailbox_id = v->mailbox_id,
+			       .unchangedsince = STORE_NO_UNCHANGEDSINCE };
 	const char *set = cmd->args[i++].str;
 	if (cmd->args[i].type == IMAP_ARG_LIST) {
 		const struct imap_arg *m = &cmd->args[i++];
@@ -185,7 +186,7 @@ enum cmd_result cmd_store(struct imap_cmd *cmd)
 		if (c.changed[k])
 			view_note_own_modseq(v, m->modseq);
 		/* RFC 7162 3.2: with UNCHANGEDSINCE, .SILENT still reports MODSEQ */
-		if (silent && !(c.unchangedsince && c.changed[k]))
+		if (silent && !(c.unchangedsince != STORE_NO_UNCHANGEDSINCE && c.changed[k]))
 			continue;
 		str_printf(&s->out, "* %ld FETCH (", idx + 1);
 		if (!silent) {

@@ -631,7 +631,8 @@ static int seen_fn(struct store_txn *txn, void *ctx, const char **error_r)
 			return -1;
 		if (r == 0 || (msg.flags & MSG_SEEN))
 			continue;
-		if (store_txn_message_flags(txn, c->mailbox_id, c->uids[i], FLAGS_ADD, MSG_SEEN, 0, 0,
+		if (store_txn_message_flags(txn, c->mailbox_id, c->uids[i], FLAGS_ADD, MSG_SEEN, 0,
+					    STORE_NO_UNCHANGEDSINCE,
 					    &msg, error_r) < 0)
 			return -1;
 		c->modseqs[c->n_changed] = msg.modseq;

@@ -64,8 +64,6 @@ struct worker {
 	struct io **ios;
 	struct io *notify_io;
 	struct timeout *poll_timer;
-	struct timeout *recheck_timer;
-	unsigned recheck_step;
 	uint64_t last_counter;
 	bool stopping;
 	struct timeout *stop_timer;
@@ -149,20 +147,8 @@ static void accept_cb(void *ctx, unsigned revents)
 	}
 }
 
-static void recheck_cb(void *ctx)
-{
-	struct worker *w = ctx;
-	timeout_stop(w->recheck_timer);
-	if (w->d.idlers != NULL)
-		imapd_wake_idlers(&w->d);
-	if (++w->recheck_step < 3)
-		timeout_reset(w->recheck_timer, w->recheck_step == 1 ? 20 : 70);
-}
-
-/* inotify says the data file changed: usually a commit that is complete,
- * but the event of a data page can come before the commit's meta page is
- * written (and the meta page's own write does not always bring another
- * event in time): looks again after 5, 25 and 95 ms. */
+/* inotify says a process committed to the store (the store signals after
+ * the commit is visible to readers): idling sessions catch up. */
 static void notify_cb(void *ctx, unsigned revents)
 {
 	struct worker *w = ctx;
@@ -171,8 +157,6 @@ static void notify_cb(void *ctx, unsigned revents)
 	if (w->d.idlers == NULL)
 		return;
 	imapd_wake_idlers(&w->d);
-	w->recheck_step = 0;
-	timeout_reset(w->recheck_timer, 5);
 }
 
 /* Without inotify, or as a safety net: look at the change counter. */
@@ -253,8 +237,6 @@ static int worker_main(struct tls_ctx *tls, struct net_list *trusted)
 	if (nfd >= 0)
 		w.notify_io = io_add(w.d.loop, nfd, IO_READ, notify_cb, &w);
 	w.poll_timer = timeout_add(w.d.loop, 500, poll_cb, &w);
-	w.recheck_timer = timeout_add(w.d.loop, 30, recheck_cb, &w);
-	timeout_stop(w.recheck_timer);
 	if (ioloop_signal_add(w.d.loop, SIGTERM, worker_signal, &w, &err) < 0 ||
 	    ioloop_signal_add(w.d.loop, SIGINT, worker_signal, &w, &err) < 0 ||
 	    ioloop_signal_add(w.d.loop, SIGHUP, worker_signal, &w, &err) < 0) {
@@ -268,7 +250,6 @@ static int worker_main(struct tls_ctx *tls, struct net_list *trusted)
 	free(w.ios);
 	io_remove(&w.notify_io);
 	timeout_remove(&w.poll_timer);
-	timeout_remove(&w.recheck_timer);
 	timeout_remove(&w.stop_timer);
 	ioloop_signal_remove(w.d.loop, SIGTERM);
 	ioloop_signal_remove(w.d.loop, SIGINT);

@@ -269,10 +269,12 @@ int store_txn_blob_size(struct store_txn *t, const uint8_t blob[STORE_BLOB_ID_LE
 	return 0;
 }
 
-/* The bytes of chunk idx (expect: its decoded length): a pointer into the
- * map for a raw chunk, into the thread's scratch buffer for a compressed one. */
+/* The first need bytes of chunk idx (expect: its decoded length): a pointer
+ * into the map for a raw chunk, into the thread's scratch buffer for a
+ * compressed one, which is decompressed only as far as needed (a FETCH of
+ * the header does not pay for the whole first chunk). */
 static int chunk_get(struct store_txn *t, const struct blob_rec *b, uint32_t idx, size_t expect,
-		     const uint8_t **data_r, const char **error_r)
+		     size_t need, const uint8_t **data_r, const char **error_r)
 {
 	uint8_t key[CHUNK_KEY_LEN];
 	MDB_val v;
@@ -288,15 +290,29 @@ static int chunk_get(struct store_txn *t, const struct blob_rec *b, uint32_t idx
 		*data_r = p + 1;
 		return 0;
 	}
-	if (v.mv_size >= 1 && p[0] == CHUNK_ZSTD) {
+	if (v.mv_size >= 1 && p[0] == CHUNK_ZSTD && need <= expect) {
 		if (dctx == NULL && (dctx = ZSTD_createDCtx()) == NULL)
 			abort();
 		if (scratch == NULL)
 			scratch = xmalloc(BLOB_CHUNK_SIZE);
-		size_t n = ZSTD_decompressDCtx(dctx, scratch, BLOB_CHUNK_SIZE, p + 1, v.mv_size - 1);
-		if (!ZSTD_isError(n) && n == expect) {
-			*data_r = scratch;
-			return 0;
+		if (need == expect) {
+			size_t n = ZSTD_decompressDCtx(dctx, scratch, BLOB_CHUNK_SIZE, p + 1,
+						       v.mv_size - 1);
+			if (!ZSTD_isError(n) && n == expect) {
+				*data_r = scratch;
+				return 0;
+			}
+		} else {
+			ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only);
+			ZSTD_inBuffer in = { p + 1, v.mv_size - 1, 0 };
+			ZSTD_outBuffer out = { scratch, need, 0 };
+			size_t r = 1;
+			while (out.pos < need && r != 0 && !ZSTD_isError(r) && in.pos < in.size)
+				r = ZSTD_decompressStream(dctx, &out, &in);
+			if (!ZSTD_isError(r) && out.pos == need) {
+				*data_r = scratch;
+				return 0;
+			}
 		}
 	}
 	*error_r = "corrupt message chunk";
@@ -321,12 +337,12 @@ int store_txn_blob_read(struct store_txn *t, const uint8_t blob[STORE_BLOB_ID_LE
 					   ? (size_t)(b.size - chunk_start)
 					   : BLOB_CHUNK_SIZE;
 		const uint8_t *data;
-		if (chunk_get(t, &b, idx, chunk_len, &data, error_r) < 0)
-			return -1;
 		size_t in_chunk = (size_t)(offset - chunk_start);
 		size_t n = chunk_len - in_chunk;
 		if (n > len)
 			n = len;
+		if (chunk_get(t, &b, idx, chunk_len, in_chunk + n, &data, error_r) < 0)
+			return -1;
 		memcpy(out, data + in_chunk, n);
 		out += n;
 		offset += n;

@@ -255,7 +255,7 @@ int store_txn_message_flags(struct store_txn *t, uint32_t mailbox_id, uint32_t u
 		memset(msg_r, 0, sizeof(*msg_r));
 		return 0;
 	}
-	if (unchangedsince != 0 && msg_r->modseq > unchangedsince)
+	if (unchangedsince != STORE_NO_UNCHANGEDSINCE && msg_r->modseq > unchangedsince)
 		return 1;
 	flags &= MSG_SYSTEM_FLAGS;
 	uint32_t nf = msg_r->flags;

@@ -41,6 +41,8 @@ struct store {
 	MDB_dbi dbi[DBI_COUNT];
 	char *dir;      /* DIR/store */
 	char *datafile; /* DIR/store/data.mdb */
+	char *notifyfile; /* DIR/store/notify: written after every commit */
+	int notify_write_fd;
 	bool read_only;
 	uint64_t map_size;
 	int notify_fd;

@@ -322,6 +322,9 @@ int store_open(const char *data_dir, const struct store_options *opts, struct st
 	s->dir = str_steal(&path);
 	str_printf(&path, "%s/data.mdb", s->dir);
 	s->datafile = str_steal(&path);
+	str_printf(&path, "%s/notify", s->dir);
+	s->notifyfile = str_steal(&path);
+	s->notify_write_fd = -1;
 	s->read_only = opts->read_only;
 	s->notify_fd = -1;
 	s->map_size = opts->map_size ? opts->map_size : (1ULL << 30);
@@ -363,6 +366,8 @@ int store_open(const char *data_dir, const struct store_options *opts, struct st
 	s->map_size = info.me_mapsize;
 	if (open_dbis(s, error_r) < 0)
 		goto fail;
+	if (!s->read_only)
+		s->notify_write_fd = open(s->notifyfile, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
 	*store_r = s;
 	return 0;
 fail:
@@ -379,8 +384,11 @@ void store_close(struct store **sp)
 		mdb_env_close(s->env);
 	if (s->notify_fd >= 0)
 		close(s->notify_fd);
+	if (s->notify_write_fd >= 0)
+		close(s->notify_write_fd);
 	free(s->dir);
 	free(s->datafile);
+	free(s->notifyfile);
 	pthread_rwlock_destroy(&s->resize_lock);
 	x_free(sp);
 }
@@ -392,9 +400,12 @@ int store_notify_fd(struct store *s)
 	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	/* LMDB writes pages with pwrite (no MDB_WRITEMAP), so every commit of
-	 * any process modifies data.mdb. */
-	if (inotify_add_watch(fd, s->datafile, IN_MODIFY) < 0) {
+	/* Every writer rewrites the notify file after its commit returned, so
+	 * the event comes when the commit is visible to readers. (Watching
+	 * data.mdb would wake readers at the first data page, before the meta
+	 * page makes the commit visible, and inotify folds the later events
+	 * into that one.) */
+	if (inotify_add_watch(fd, s->notifyfile, IN_MODIFY) < 0) {
 		close(fd);
 		return -1;
 	}
@@ -504,6 +515,14 @@ static int grow_map(struct store *s, const char **error_r)
 	return 0;
 }
 
+/* Wakes the readers' inotify watches, after the commit is visible. */
+static void notify_commit(struct store *s)
+{
+	static const char byte = '.';
+	if (s->notify_write_fd >= 0)
+		(void)!pwrite(s->notify_write_fd, &byte, 1, 0);
+}
+
 int store_write(struct store *s, store_write_fn *fn, void *ctx, const char **error_r)
 {
 	if (s->read_only) {
@@ -518,8 +537,10 @@ int store_write(struct store *s, store_write_fn *fn, void *ctx, const char **err
 		if (ret == 0) {
 			int rc = mdb_txn_commit(t.txn);
 			txn_end(s);
-			if (rc == 0)
+			if (rc == 0) {
+				notify_commit(s);
 				return 0;
+			}
 			db_fail(&t, rc, error_r);
 		} else {
 			mdb_txn_abort(t.txn);

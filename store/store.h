@@ -54,9 +54,10 @@ int store_open(const char *data_dir, const struct store_options *opts, struct st
 	       const char **error_r);
 void store_close(struct store **store);
 
-/* An fd that becomes readable (inotify) when another process commits to the
- * store: poll it, then call store_notify_drain() and look at what changed
- * (store_change_counter, mailbox HIGHESTMODSEQ). -1 when unavailable. */
+/* An fd that becomes readable (inotify) when a process has committed to the
+ * store, after the commit is visible to new read transactions: poll it, then
+ * call store_notify_drain() and look at what changed (store_change_counter,
+ * mailbox HIGHESTMODSEQ). -1 when unavailable. */
 int store_notify_fd(struct store *store);
 void store_notify_drain(struct store *store);
 /* A counter bumped by every committed write of any process. */
@@ -249,8 +250,10 @@ int store_txn_blob_parsed(struct store_txn *txn, const uint8_t blob[STORE_BLOB_I
 
 /* Flag changes (RFC 3501 STORE, RFC 7162 UNCHANGEDSINCE). */
 enum store_flag_mode { FLAGS_SET, FLAGS_ADD, FLAGS_REMOVE };
+#define STORE_NO_UNCHANGEDSINCE UINT64_MAX
 /* Changes the flags of one message, giving it a new modseq when anything
- * changed. With unchangedsince != 0 and the message's modseq greater, nothing
+ * changed. With unchangedsince other than STORE_NO_UNCHANGEDSINCE and the
+ * message's modseq greater (so UNCHANGEDSINCE 0 fails for every message), nothing
  * changes and 1 is returned (the UID goes in MODIFIED). 0 when done or not
  * needed, -1 on error; *msg_r gets the message after the change. A missing
  * UID is not an error: *msg_r->uid is 0 then. */

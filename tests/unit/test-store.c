@@ -4,6 +4,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -454,7 +455,8 @@ START_TEST(test_flags_modseq_changes)
 	struct store_mailbox m = get_mailbox(get_account("a@lamdong.gov.vn").id, "INBOX");
 	ck_assert_uint_eq(m.unseen, 2);
 	ck_assert_uint_eq(m.highestmodseq, 3);
-	struct flags_ctx f = { .mailbox = mbox, .uid = 1, .mode = FLAGS_ADD, .flags = MSG_SEEN };
+	struct flags_ctx f = { .mailbox = mbox, .uid = 1, .mode = FLAGS_ADD, .flags = MSG_SEEN,
+			       .unchangedsince = STORE_NO_UNCHANGEDSINCE };
 	ck_assert_int_eq(store_write(st, flags_fn, &f, &err), 0);
 	ck_assert_uint_eq(f.out.modseq, 4);
 	ck_assert_uint_eq(f.out.flags, MSG_SEEN);
@@ -465,6 +467,9 @@ START_TEST(test_flags_modseq_changes)
 	f.mode = FLAGS_SET;
 	f.flags = MSG_FLAGGED;
 	f.unchangedsince = 3;
+	ck_assert_int_eq(store_write(st, flags_fn, &f, &err), 0);
+	ck_assert_int_eq(f.ret, 1);
+	f.unchangedsince = 0; /* RFC 7162: fails for every existing message */
 	ck_assert_int_eq(store_write(st, flags_fn, &f, &err), 0);
 	ck_assert_int_eq(f.ret, 1);
 	f.unchangedsince = 4;
@@ -927,6 +932,9 @@ START_TEST(test_compression_round_trip)
 		ck_assert_int_eq(store_txn_message_get(t, mbox, uid, &m, &err), 1);
 		ck_assert_int_eq(store_txn_blob_read(t, m.blob, 0, back, 300000, &err), 0);
 		ck_assert(memcmp(back, orig, 300000) == 0);
+		/* a prefix (decompressed only as far as needed) */
+		ck_assert_int_eq(store_txn_blob_read(t, m.blob, 0, back, 100, &err), 0);
+		ck_assert(memcmp(back, orig, 100) == 0);
 		/* a range across the second chunk border */
 		ck_assert_int_eq(store_txn_blob_read(t, m.blob, 131000, back, 2000, &err), 0);
 		ck_assert(memcmp(back, orig + 131000, 2000) == 0);
@@ -1004,6 +1012,36 @@ START_TEST(test_read_only_open)
 }
 END_TEST
 
+/* The notify fd wakes a reader only once the commit is visible to it. */
+START_TEST(test_notify_after_commit)
+{
+	add_account("a@lamdong.gov.vn", 0);
+	int fd = store_notify_fd(st);
+	ck_assert_int_ge(fd, 0);
+	store_notify_drain(st);
+	struct pollfd pfd = { fd, POLLIN, 0 };
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+	uint64_t before, after;
+	ck_assert_int_eq(store_change_counter(st, &before, &err), 0);
+	struct store *writer = open_with(0, 0, NULL);
+	const char *rc[] = { "a@lamdong.gov.vn" };
+	struct store *saved = st;
+	st = writer;
+	struct store_rcpt r[1];
+	char *msg = make_message(500, 18);
+	deliver(msg, 500, rc, 1, r);
+	st = saved;
+	store_close(&writer);
+	ck_assert_int_eq(poll(&pfd, 1, 1000), 1);
+	store_notify_drain(st);
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+	ck_assert_int_eq(store_change_counter(st, &after, &err), 0);
+	ck_assert_uint_gt(after, before);
+	ck_assert_uint_eq(get_account("a@lamdong.gov.vn").used_messages, 1);
+	free(msg);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -1029,6 +1067,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_compression_round_trip);
 	tcase_add_test(tc, test_prepared_delivery);
 	tcase_add_test(tc, test_read_only_open);
+	tcase_add_test(tc, test_notify_after_commit);
 	suite_add_tcase(s, tc);
 	return s;
 }
