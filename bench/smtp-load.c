@@ -39,31 +39,29 @@
 #define IN_CAP 8192
 
 enum state {
-	ST_GREETING,  /* 220 */
-	ST_EHLO,      /* 250 (multi-line) */
-	ST_ENVELOPE,  /* MAIL 250, RCPT 250 x n, DATA 354 */
-	ST_DOT,       /* 250 after the content */
-	ST_RSET,      /* 250 after a refused envelope */
-	ST_QUIT,      /* 221 */
+	ST_GREETING, /* 220 */
+	ST_EHLO,     /* 250 (multi-line) */
+	ST_ENVELOPE, /* MAIL 250, RCPT 250 x n, DATA 354 */
+	ST_DOT,      /* 250 after the content */
+	ST_RSET,     /* 250 after a refused envelope */
+	ST_QUIT,     /* 221 */
 	ST_DONE,
 };
 
 struct session {
 	int fd;
 	enum state st;
-	unsigned expect;     /* replies still due in this state */
-	unsigned sent_cmds;  /* envelope commands sent (no pipelining) */
-	bool bad;            /* a reply of the current transaction was wrong */
-	bool data_ok;        /* DATA got 354 */
+	unsigned expect;    /* replies still due in this state */
+	unsigned sent_cmds; /* envelope commands sent (no pipelining) */
+	bool bad;           /* a reply of the current transaction was wrong */
 	bool pipelining;
-	bool in_msg;         /* a message is in flight */
+	bool in_msg; /* a message is in flight */
 	uint64_t msg_no;
 	struct timespec t0;
 	char in[IN_CAP];
 	size_t in_len;
 	char *out;
 	size_t out_len, out_off, out_cap;
-	char line_code[4];   /* code of the first line of a multi-line reply */
 };
 
 static unsigned n_sessions = 10, n_rcpts = 1;
@@ -71,9 +69,9 @@ static uint64_t n_messages = 1000, next_msg, delivered, failed;
 static size_t msg_size = 10240;
 static const char *from = "bench@example.org", *to = "demo@lamdong.gov.vn";
 static char **rcpt_addr;
-static char *body;           /* the content after the headers, dot-stuffed, ends CRLF */
+static char *body; /* the content after the headers, dot-stuffed, ends CRLF */
 static size_t body_len;
-static double *lat;          /* milliseconds, per delivered message */
+static double *lat; /* milliseconds, per delivered message */
 static uint64_t n_lat;
 static int epfd;
 static unsigned alive;
@@ -112,7 +110,8 @@ static void out_add(struct session *s, const void *data, size_t len)
 	s->out_len += len;
 }
 
-static void out_printf(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out_printf(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void out_printf(struct session *s, const char *fmt, ...)
 {
 	char buf[LINE_MAX_LEN + 1];
@@ -145,11 +144,11 @@ static void add_message(struct session *s)
 {
 	char hdr[1024];
 	int n = snprintf(hdr, sizeof(hdr),
-			 "From: <%s>\r\nTo: <%s>\r\nSubject: smtp-load message %llu\r\n"
-			 "Message-ID: <smtp-load.%d.%llu@bench.test>\r\n"
-			 "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n",
-			 from, rcpt_addr[0], (unsigned long long)s->msg_no, (int)getpid(),
-			 (unsigned long long)s->msg_no);
+	                 "From: <%s>\r\nTo: <%s>\r\nSubject: smtp-load message %llu\r\n"
+	                 "Message-ID: <smtp-load.%d.%llu@bench.test>\r\n"
+	                 "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n",
+	                 from, rcpt_addr[0], (unsigned long long)s->msg_no, (int)getpid(),
+	                 (unsigned long long)s->msg_no);
 	out_add(s, hdr, (size_t)n);
 	out_add(s, body, body_len);
 	out_add(s, ".\r\n", 3);
@@ -192,7 +191,6 @@ static void start_message(struct session *s)
 	s->msg_no = next_msg++;
 	s->in_msg = true;
 	s->bad = false;
-	s->data_ok = false;
 	clock_gettime(CLOCK_MONOTONIC, &s->t0);
 	s->st = ST_ENVELOPE;
 	s->expect = n_rcpts + 2;
@@ -215,8 +213,8 @@ static void message_done(struct session *s)
 	}
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
-	lat[n_lat++] = (double)(t.tv_sec - s->t0.tv_sec) * 1e3 +
-		       (double)(t.tv_nsec - s->t0.tv_nsec) / 1e6;
+	lat[n_lat++] =
+	    (double)(t.tv_sec - s->t0.tv_sec) * 1e3 + (double)(t.tv_nsec - s->t0.tv_nsec) / 1e6;
 	delivered++;
 }
 
@@ -241,7 +239,6 @@ static bool on_reply(struct session *s, int code)
 		s->expect--;
 		if (idx == n_rcpts + 1) {
 			if (code == 354) {
-				s->data_ok = true;
 				add_message(s);
 				s->st = ST_DOT;
 				s->expect = 1;
@@ -298,7 +295,8 @@ static void on_readable(struct session *s)
 			break;
 		if (n <= 0) {
 			if (s->st != ST_DONE)
-				fprintf(stderr, "smtp-load: connection closed in state %d\n", s->st);
+				fprintf(stderr, "smtp-load: connection closed in state %d\n",
+				        s->st);
 			finish_session(s);
 			return;
 		}
@@ -319,7 +317,8 @@ static void on_readable(struct session *s)
 				return;
 			}
 			int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-			if (s->st == ST_EHLO && len >= 14 && strncasecmp(line + 4, "PIPELINING", 10) == 0)
+			if (s->st == ST_EHLO && len >= 14 &&
+			    strncasecmp(line + 4, "PIPELINING", 10) == 0)
 				s->pipelining = any_pipelining = true;
 			if (line[3] == '-')
 				continue;
@@ -333,7 +332,8 @@ static void on_readable(struct session *s)
 			}
 			if (!on_reply(s, code)) {
 				if (s->st != ST_DONE)
-					fprintf(stderr, "smtp-load: session ended by reply %d\n", code);
+					fprintf(stderr, "smtp-load: session ended by reply %d\n",
+					        code);
 				s->st = ST_DONE;
 				finish_session(s);
 				return;
@@ -371,17 +371,22 @@ static void make_body(void)
 	 * as mail text (2-3 times with zstd), unlike a repeated sentence. One
 	 * line starts with a dot (stuffed here, unstuffed by the server). */
 	static const char *const words[] = {
-		"the", "of", "and", "to", "in", "is", "for", "that", "with", "on", "as", "are",
-		"this", "be", "by", "from", "at", "or", "have", "an", "was", "we", "will", "can",
-		"not", "all", "your", "has", "but", "our", "more", "which", "their", "one", "would",
-		"there", "been", "mail", "server", "message", "report", "meeting", "province",
-		"department", "office", "schedule", "budget", "project", "attached", "please",
-		"review", "document", "update", "request", "approval", "deadline", "Monday",
-		"Tuesday", "Friday", "committee", "district", "citizens", "services", "training",
-		"network", "security", "account", "password", "support", "system", "quarterly",
-		"annual", "regulation", "decision", "proposal", "contract", "invoice", "payment",
-		"2026", "Lam", "Dong", "Da", "Lat", "Bao", "Loc", "information", "technology",
-		"notice", "results", "minutes", "agenda", "signed", "copy", "version", "final",
+	    "the",        "of",          "and",        "to",       "in",        "is",
+	    "for",        "that",        "with",       "on",       "as",        "are",
+	    "this",       "be",          "by",         "from",     "at",        "or",
+	    "have",       "an",          "was",        "we",       "will",      "can",
+	    "not",        "all",         "your",       "has",      "but",       "our",
+	    "more",       "which",       "their",      "one",      "would",     "there",
+	    "been",       "mail",        "server",     "message",  "report",    "meeting",
+	    "province",   "department",  "office",     "schedule", "budget",    "project",
+	    "attached",   "please",      "review",     "document", "update",    "request",
+	    "approval",   "deadline",    "Monday",     "Tuesday",  "Friday",    "committee",
+	    "district",   "citizens",    "services",   "training", "network",   "security",
+	    "account",    "password",    "support",    "system",   "quarterly", "annual",
+	    "regulation", "decision",    "proposal",   "contract", "invoice",   "payment",
+	    "2026",       "Lam",         "Dong",       "Da",       "Lat",       "Bao",
+	    "Loc",        "information", "technology", "notice",   "results",   "minutes",
+	    "agenda",     "signed",      "copy",       "version",  "final",
 	};
 	const size_t n_words = sizeof(words) / sizeof(words[0]);
 	uint64_t x = 0x9e3779b97f4a7c15ULL;
@@ -422,15 +427,30 @@ int main(int argc, char **argv)
 	int opt;
 	while ((opt = getopt(argc, argv, "s:m:r:l:f:t:T:")) != -1) {
 		switch (opt) {
-		case 's': n_sessions = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'm': n_messages = strtoull(optarg, NULL, 10); break;
-		case 'r': n_rcpts = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'l': msg_size = strtoul(optarg, NULL, 10); break;
-		case 'f': from = optarg; break;
-		case 't': to = optarg; break;
-		case 'T': timeout = strtod(optarg, NULL); break;
-		default: die("usage: smtp-load [-s sessions] [-m messages] [-r rcpts] [-l bytes] "
-			     "[-f from] [-t to] [-T timeout] HOST:PORT");
+		case 's':
+			n_sessions = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'm':
+			n_messages = strtoull(optarg, NULL, 10);
+			break;
+		case 'r':
+			n_rcpts = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'l':
+			msg_size = strtoul(optarg, NULL, 10);
+			break;
+		case 'f':
+			from = optarg;
+			break;
+		case 't':
+			to = optarg;
+			break;
+		case 'T':
+			timeout = strtod(optarg, NULL);
+			break;
+		default:
+			die("usage: smtp-load [-s sessions] [-m messages] [-r rcpts] [-l bytes] "
+			    "[-f from] [-t to] [-T timeout] HOST:PORT");
 		}
 	}
 	if (optind + 1 != argc || n_sessions == 0 || n_rcpts == 0 || n_rcpts > 1000 ||
@@ -443,7 +463,8 @@ int main(int argc, char **argv)
 	if (colon == NULL)
 		die("HOST:PORT expected");
 	*colon = '\0';
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1)) };
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_port = htons((uint16_t)atoi(colon + 1))};
 	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
 		die("HOST must be an IPv4 address");
 	rcpt_addr = calloc(n_rcpts, sizeof(char *));
@@ -476,7 +497,7 @@ int main(int argc, char **argv)
 		int one = 1;
 		setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) | O_NONBLOCK);
-		struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLET, .data.ptr = s };
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.ptr = s};
 		epoll_ctl(epfd, EPOLL_CTL_ADD, s->fd, &ev);
 		s->st = ST_GREETING;
 		alive++;

@@ -82,7 +82,7 @@ struct delivery {
 	pthread_cond_t ccv;
 	struct pending *inflight;
 	size_t n_inflight, cap_inflight;
-	bool committing;    /* inflight belongs to the thread */
+	bool committing; /* inflight belongs to the thread */
 	bool cjob, cdone, cstop;
 	int cret;
 	const char *cerror;
