@@ -1,25 +1,9 @@
 #include "config.h"
 #include "imap-utf7.h"
+#include "base64.h"
 
 #include <stdint.h>
 #include <string.h>
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
-
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == ',')
-		return 63;
-	return -1;
-}
 
 /* Decodes one UTF-8 sequence; returns its length, 0 when invalid. */
 static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *cp_r)
@@ -119,7 +103,7 @@ int imap_utf7_to_utf8(const char *in, struct str *out)
 		uint32_t high = 0; /* a pending high surrogate */
 		size_t units = 0;
 		while (*s != '-') {
-			int v = b64_value(*s);
+			int v = base64_char_value(*s, BASE64_IMAP);
 			if (v < 0)
 				goto bad;
 			s++;
@@ -176,7 +160,7 @@ static void enc_unit(struct str *out, struct b64_enc *e, uint16_t u)
 	e->nbits += 16;
 	while (e->nbits >= 6) {
 		e->nbits -= 6;
-		str_appendc(out, b64[(e->bits >> e->nbits) & 0x3f]);
+		str_appendc(out, base64_imap_chars[(e->bits >> e->nbits) & 0x3f]);
 	}
 	e->bits &= (1u << e->nbits) - 1;
 }
@@ -186,7 +170,7 @@ static void enc_close(struct str *out, struct b64_enc *e)
 	if (!e->open)
 		return;
 	if (e->nbits > 0)
-		str_appendc(out, b64[(e->bits << (6 - e->nbits)) & 0x3f]);
+		str_appendc(out, base64_imap_chars[(e->bits << (6 - e->nbits)) & 0x3f]);
 	str_appendc(out, '-');
 	e->open = false;
 	e->bits = 0;

@@ -4,6 +4,7 @@
  * to see something. */
 #include "config.h"
 #include "charset.h"
+#include "base64.h"
 #include "utf8.h"
 #include "xalloc.h"
 
@@ -26,70 +27,9 @@ static int hexval(unsigned char c)
 	return -1;
 }
 
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 int charset_base64_decode(const char *in, size_t len, struct str *out)
 {
-	const unsigned char *s = (const unsigned char *)in;
-	uint32_t acc = 0;
-	unsigned int n = 0;
-	int ret = 0;
-
-	str_reserve(out, len / 4 * 3 + 3);
-	for (size_t i = 0; i < len; i++) {
-		int v = b64val(s[i]);
-		if (v < 0) {
-			if (s[i] == '=') {
-				/* padding ends the quantum; another base64 run may
-				 * follow (concatenated encodings) */
-				if (n == 2) {
-					str_appendc(out, (char)(acc >> 4));
-				} else if (n == 3) {
-					str_appendc(out, (char)(acc >> 10));
-					str_appendc(out, (char)(acc >> 2));
-				} else if (n == 1) {
-					ret = 1;
-				}
-				n = 0;
-				acc = 0;
-			} else if (s[i] != '\r' && s[i] != '\n' && s[i] != ' ' && s[i] != '\t') {
-				ret = 1;
-			}
-			continue;
-		}
-		acc = (acc << 6) | (uint32_t)v;
-		if (++n == 4) {
-			char b[3] = {(char)(acc >> 16), (char)(acc >> 8), (char)acc};
-			str_append(out, b, 3);
-			n = 0;
-			acc = 0;
-		}
-	}
-	if (n == 2) {
-		str_appendc(out, (char)(acc >> 4));
-		ret = 1;
-	} else if (n == 3) {
-		str_appendc(out, (char)(acc >> 10));
-		str_appendc(out, (char)(acc >> 2));
-		ret = 1;
-	} else if (n == 1) {
-		ret = 1;
-	}
-	str_append(out, "", 0);
-	return ret;
+	return base64_decode_lenient(in, len, out);
 }
 
 static int qp_decode(const char *in, size_t len, struct str *out, bool qword)

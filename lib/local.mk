@@ -6,7 +6,8 @@ lib_libcongvu_a_SOURCES = \
 	lib/log.c lib/log.h \
 	lib/settings.c lib/settings.h \
 	lib/password.c lib/password.h \
-	lib/address.c lib/address.h
+	lib/address.c lib/address.h \
+	lib/base64.c lib/base64.h
 EXTRA_DIST += lib/settings.def lib/settings-table.def smtpd/settings.def \
 	imapd/settings.def milter-spam/settings.def
 

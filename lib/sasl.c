@@ -1,6 +1,7 @@
 /* SASL PLAIN and LOGIN, server side; see sasl.h. */
 #include "config.h"
 #include "sasl.h"
+#include "base64.h"
 #include "xalloc.h"
 
 #include <stdlib.h>
@@ -18,89 +19,6 @@ struct sasl_server {
 	enum sasl_step step;
 	struct sasl_creds creds;
 };
-
-static const char b64chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-size_t base64_encode(const void *in, size_t in_len, char *out)
-{
-	const unsigned char *p = in;
-	size_t o = 0;
-	size_t i = 0;
-	for (; i + 2 < in_len; i += 3) {
-		unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-		out[o++] = b64chars[v >> 18];
-		out[o++] = b64chars[(v >> 12) & 63];
-		out[o++] = b64chars[(v >> 6) & 63];
-		out[o++] = b64chars[v & 63];
-	}
-	if (i < in_len) {
-		unsigned v = (unsigned)p[i] << 16;
-		if (i + 1 < in_len)
-			v |= (unsigned)p[i + 1] << 8;
-		out[o++] = b64chars[v >> 18];
-		out[o++] = b64chars[(v >> 12) & 63];
-		out[o++] = i + 1 < in_len ? b64chars[(v >> 6) & 63] : '=';
-		out[o++] = '=';
-	}
-	out[o] = '\0';
-	return o;
-}
-
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-int base64_decode(const char *in, size_t in_len, void *out, size_t out_size, size_t *out_len_r)
-{
-	unsigned char *o = out;
-	size_t n = 0;
-	if (in_len % 4 != 0)
-		return -1;
-	for (size_t i = 0; i < in_len; i += 4) {
-		int v[4];
-		int pad = 0;
-		for (int k = 0; k < 4; k++) {
-			unsigned char c = (unsigned char)in[i + (size_t)k];
-			if (c == '=') {
-				/* only in the last group, only at its end */
-				if (i + 4 != in_len || k < 2)
-					return -1;
-				pad++;
-				v[k] = 0;
-				continue;
-			}
-			if (pad > 0)
-				return -1;
-			v[k] = b64val(c);
-			if (v[k] < 0)
-				return -1;
-		}
-		unsigned bits = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 |
-				(unsigned)v[3];
-		size_t bytes = 3 - (size_t)pad;
-		if (n + bytes > out_size)
-			return -1;
-		o[n++] = (unsigned char)(bits >> 16);
-		if (bytes > 1)
-			o[n++] = (unsigned char)(bits >> 8);
-		if (bytes > 2)
-			o[n++] = (unsigned char)bits;
-	}
-	*out_len_r = n;
-	return 0;
-}
 
 int sasl_mech_parse(const char *name, enum sasl_mech *mech_r)
 {

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "address.h"
+#include "base64.h" /* SASL exchanges are base64 */
 #include "password.h"
 
 enum sasl_mech { SASL_MECH_PLAIN, SASL_MECH_LOGIN };
@@ -43,13 +44,5 @@ int sasl_server_start(struct sasl_server *s, const char *initial, size_t len,
 int sasl_server_input(struct sasl_server *s, const char *line, size_t len,
 		      const char **challenge_r, const char **error_r);
 const struct sasl_creds *sasl_server_creds(const struct sasl_server *s);
-
-/* Base64 (RFC 4648, padded, no line breaks). decode: rejects bad characters
- * and bad padding; writes at most out_size bytes and returns -1 when the
- * result would not fit. Returns 0 and *out_len_r. */
-int base64_decode(const char *in, size_t in_len, void *out, size_t out_size, size_t *out_len_r);
-/* Writes the encoding and a NUL into out (size at least
- * 4 * ((in_len + 2) / 3) + 1); returns its length. */
-size_t base64_encode(const void *in, size_t in_len, char *out);
 
 #endif

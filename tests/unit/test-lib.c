@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "address.h"
+#include "base64.h"
 #include "log.h"
 #include "password.h"
 #include "str.h"
@@ -125,6 +126,74 @@ START_TEST(test_xmul_overflow_aborts)
 }
 END_TEST
 
+START_TEST(test_base64)
+{
+	/* RFC 4648 section 10 vectors, both directions */
+	static const char *const vec[][2] = {
+		{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
+		{"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+	};
+	char enc[16];
+	unsigned char dec[8];
+	size_t n;
+	struct str out = STR_INIT;
+	for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
+		size_t len = strlen(vec[i][0]);
+		ck_assert_uint_eq(base64_encode(vec[i][0], len, enc), strlen(vec[i][1]));
+		ck_assert_str_eq(enc, vec[i][1]);
+		ck_assert_int_eq(base64_decode(vec[i][1], strlen(vec[i][1]), dec, sizeof(dec), &n), 0);
+		ck_assert_uint_eq(n, len);
+		ck_assert_mem_eq(dec, vec[i][0], len);
+		str_truncate(&out, 0);
+		ck_assert_int_eq(base64_decode_lenient(vec[i][1], strlen(vec[i][1]), &out), 0);
+		ck_assert_uint_eq(out.len, len);
+		ck_assert_mem_eq(out.s, vec[i][0], len);
+	}
+	/* all 256 byte values survive a round trip */
+	unsigned char all[256], back[256];
+	char all_enc[4 * 86 + 1];
+	for (int i = 0; i < 256; i++)
+		all[i] = (unsigned char)i;
+	size_t elen = base64_encode(all, sizeof(all), all_enc);
+	ck_assert_int_eq(base64_decode(all_enc, elen, back, sizeof(back), &n), 0);
+	ck_assert_uint_eq(n, 256);
+	ck_assert_mem_eq(back, all, 256);
+
+	/* strict: no whitespace, no missing or misplaced padding, no room */
+	ck_assert_int_eq(base64_decode("Zm9v\r\n", 6, dec, sizeof(dec), &n), -1);
+	ck_assert_int_eq(base64_decode("Zm8", 3, dec, sizeof(dec), &n), -1);
+	ck_assert_int_eq(base64_decode("Zm=v", 4, dec, sizeof(dec), &n), -1);
+	ck_assert_int_eq(base64_decode("Zm9,", 4, dec, sizeof(dec), &n), -1);
+	ck_assert_int_eq(base64_decode("Zm9vYmFy", 8, dec, 5, &n), -1);
+
+	/* lenient: whitespace is fine, junk and short quanta are reported */
+	str_truncate(&out, 0);
+	ck_assert_int_eq(base64_decode_lenient("Zm9v\r\n YmFy\t", 12, &out), 0);
+	ck_assert_uint_eq(out.len, 6);
+	ck_assert_mem_eq(out.s, "foobar", 6);
+	str_truncate(&out, 0);
+	ck_assert_int_eq(base64_decode_lenient("Zm9vYg", 6, &out), 1);
+	ck_assert_uint_eq(out.len, 4);
+	ck_assert_mem_eq(out.s, "foob", 4);
+	str_truncate(&out, 0);
+	ck_assert_int_eq(base64_decode_lenient("Zm9v*", 5, &out), 1);
+	ck_assert_uint_eq(out.len, 3);
+	str_free(&out);
+
+	/* the two alphabets differ in value 63 only */
+	ck_assert_int_eq(base64_char_value('/', BASE64_STD), 63);
+	ck_assert_int_eq(base64_char_value(',', BASE64_STD), -1);
+	ck_assert_int_eq(base64_char_value(',', BASE64_IMAP), 63);
+	ck_assert_int_eq(base64_char_value('/', BASE64_IMAP), -1);
+	ck_assert_int_eq(base64_char_value('=', BASE64_STD), -1);
+	ck_assert_int_eq(base64_char_value('\0', BASE64_IMAP), -1);
+	for (int v = 0; v < 64; v++) {
+		ck_assert_int_eq(base64_char_value((unsigned char)base64_std_chars[v], BASE64_STD), v);
+		ck_assert_int_eq(base64_char_value((unsigned char)base64_imap_chars[v], BASE64_IMAP), v);
+	}
+}
+END_TEST
+
 static Suite *lib_suite(void)
 {
 	Suite *s = suite_create("lib");
@@ -134,6 +203,7 @@ static Suite *lib_suite(void)
 	tcase_add_test(tc, test_password);
 	tcase_add_test(tc, test_log_sanitize);
 	tcase_add_test(tc, test_xalloc_overflow);
+	tcase_add_test(tc, test_base64);
 	tcase_add_test_raise_signal(tc, test_xmul_overflow_aborts, SIGABRT);
 	suite_add_tcase(s, tc);
 	return s;
