@@ -829,6 +829,16 @@ static void cmd_data(struct smtp_session *s, char *arg)
 	wait_stage(s, SMTP_STAGE_DATA);
 }
 
+static size_t bdat_feed(struct smtp_session *s, const unsigned char *in, size_t len);
+
+/* "BDAT 0": no octet follows, so the chunk is complete now and its reply
+ * must not wait for more input (which a client waiting for it never sends). */
+static void bdat_finish_empty(struct smtp_session *s)
+{
+	if (s->mode == MODE_BDAT && s->bdat_left == 0 && s->waiting < 0)
+		(void)bdat_feed(s, NULL, 0);
+}
+
 static void cmd_bdat(struct smtp_session *s, char *arg)
 {
 	char *sp = strchr(arg, ' ');
@@ -856,12 +866,15 @@ static void cmd_bdat(struct smtp_session *s, char *arg)
 	if (!s->in_tx || s->tx.n_rcpts == 0) {
 		s->bdat_error = xstrdup(s->in_tx ? "554 5.5.1 Error: no valid recipients"
 						 : "503 5.5.1 Error: need MAIL and RCPT first");
+		bdat_finish_empty(s);
 		return;
 	}
 	if (!s->bdat_started) {
 		s->bdat_started = true;
 		wait_stage(s, SMTP_STAGE_DATA);
+		return;
 	}
+	bdat_finish_empty(s);
 }
 
 static void cmd_rset(struct smtp_session *s, char *arg)
@@ -1305,6 +1318,7 @@ void smtp_session_resume(struct smtp_session *s, const char *rep)
 				/* the chunk must still be read; the reply follows it */
 				x_free(&s->bdat_error);
 				s->bdat_error = xstrdup(rep);
+				bdat_finish_empty(s);
 				return;
 			}
 			tx_reset(s);
@@ -1318,6 +1332,8 @@ void smtp_session_resume(struct smtp_session *s, const char *rep)
 		if (s->mode != MODE_BDAT) {
 			s->mode = MODE_DATA;
 			reply(s, "354 End data with <CR><LF>.<CR><LF>");
+		} else {
+			bdat_finish_empty(s);
 		}
 		break;
 	case SMTP_STAGE_EOM:

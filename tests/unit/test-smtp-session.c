@@ -504,6 +504,41 @@ START_TEST(test_bdat)
 }
 END_TEST
 
+/* "BDAT 0 [LAST]" as the last bytes the client sends: the reply comes at
+ * once, as the client waits for it before sending anything more. */
+START_TEST(test_bdat_zero_at_end)
+{
+	struct smtp_session_config c = base_config(SMTP_SERVICE_MX);
+	c.max_errors = 20;
+	char *msgs;
+	char *out = run3(&c,
+			 "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@lamdong.gov.vn>\r\n"
+			 "BDAT 0 LAST\r\n",
+			 &msgs, NULL);
+	expect_codes(out, "220 250 250 250 250");
+	ck_assert_str_eq(msgs, "\n----\n");
+	free(out);
+	free(msgs);
+	out = run3(&c,
+		   "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@lamdong.gov.vn>\r\n"
+		   "BDAT 4\r\nhi\r\nBDAT 0\r\n",
+		   NULL, NULL);
+	expect_codes(out, "220 250 250 250 250 250");
+	free(out);
+	out = run3(&c, "EHLO x\r\nBDAT 0 LAST\r\n", NULL, NULL);
+	expect_codes(out, "220 250 503");
+	free(out);
+	out = run3(&c,
+		   "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@lamdong.gov.vn>\r\n"
+		   "BDAT 4\r\nhi\r\nBDAT 0 LAST\r\n",
+		   &msgs, NULL);
+	expect_codes(out, "220 250 250 250 250 250");
+	ck_assert_str_eq(msgs, "hi\r\n\n----\n");
+	free(out);
+	free(msgs);
+}
+END_TEST
+
 START_TEST(test_parsers)
 {
 	char *path;
@@ -587,6 +622,7 @@ static Suite *smtp_suite(void)
 	tcase_add_test(tc, test_auth);
 	tcase_add_test(tc, test_lmtp);
 	tcase_add_test(tc, test_bdat);
+	tcase_add_test(tc, test_bdat_zero_at_end);
 	tcase_add_test(tc, test_parsers);
 	tcase_add_test(tc, test_starttls_pipelining);
 	tcase_add_test(tc, test_timeout_and_disconnect);
