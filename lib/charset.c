@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <iconv.h>
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 
@@ -180,6 +181,66 @@ static const char *charset_map(const char *charset, char *buf, size_t bufsize)
 	return buf;
 }
 
+/* Descriptors to UTF-8 kept open between calls: every iconv_open() makes
+ * glibc look the gconv module up again (file opens and a dlopen), hundreds
+ * of times for one IMAP SEARCH. A conversion takes a descriptor out of the
+ * pool and puts it back reset, so threads (the milter's) never share one;
+ * the least recently returned is closed when the pool is full. */
+#define ICONV_POOL_MAX 16
+
+struct iconv_slot {
+	char name[CHARSET_NAME_MAX + 1];
+	iconv_t cd;
+};
+
+static struct iconv_slot iconv_pool[ICONV_POOL_MAX];
+static size_t iconv_pool_count;
+static pthread_mutex_t iconv_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A descriptor from name to UTF-8, (iconv_t)-1 when iconv does not know
+ * name. Give it back with iconv_put(). */
+static iconv_t iconv_get(const char *name)
+{
+	iconv_t cd = (iconv_t)-1;
+	pthread_mutex_lock(&iconv_pool_lock);
+	for (size_t i = iconv_pool_count; i-- > 0;) {
+		if (strcmp(iconv_pool[i].name, name) == 0) {
+			cd = iconv_pool[i].cd;
+			iconv_pool_count--;
+			memmove(&iconv_pool[i], &iconv_pool[i + 1],
+				(iconv_pool_count - i) * sizeof(iconv_pool[0]));
+			break;
+		}
+	}
+	pthread_mutex_unlock(&iconv_pool_lock);
+	if (cd == (iconv_t)-1)
+		cd = iconv_open("UTF-8", name);
+	return cd;
+}
+
+static void iconv_put(const char *name, iconv_t cd)
+{
+	iconv_t evicted = (iconv_t)-1;
+	size_t len = strlen(name);
+	if (len > CHARSET_NAME_MAX) {
+		iconv_close(cd);
+		return;
+	}
+	iconv(cd, NULL, NULL, NULL, NULL); /* back to the initial shift state */
+	pthread_mutex_lock(&iconv_pool_lock);
+	if (iconv_pool_count == ICONV_POOL_MAX) {
+		evicted = iconv_pool[0].cd;
+		iconv_pool_count--;
+		memmove(&iconv_pool[0], &iconv_pool[1], iconv_pool_count * sizeof(iconv_pool[0]));
+	}
+	memcpy(iconv_pool[iconv_pool_count].name, name, len + 1);
+	iconv_pool[iconv_pool_count].cd = cd;
+	iconv_pool_count++;
+	pthread_mutex_unlock(&iconv_pool_lock);
+	if (evicted != (iconv_t)-1)
+		iconv_close(evicted);
+}
+
 bool charset_is_known(const char *charset)
 {
 	char buf[CHARSET_NAME_MAX + 1];
@@ -188,10 +249,10 @@ bool charset_is_known(const char *charset)
 		return false;
 	if (*name == '\0')
 		return true;
-	iconv_t cd = iconv_open("UTF-8", name);
+	iconv_t cd = iconv_get(name);
 	if (cd == (iconv_t)-1)
 		return false;
-	iconv_close(cd);
+	iconv_put(name, cd);
 	return true;
 }
 
@@ -265,13 +326,13 @@ int charset_to_utf8(const char *charset, const char *in, size_t len, struct str 
 		int r = utf8_sanitize(in, len, out);
 		return name == NULL ? 1 : r;
 	}
-	iconv_t cd = iconv_open("UTF-8", name);
+	iconv_t cd = iconv_get(name);
 	if (cd == (iconv_t)-1) {
 		utf8_sanitize(in, len, out);
 		return 1;
 	}
 	int ret = iconv_to_utf8(cd, in, len, out);
-	iconv_close(cd);
+	iconv_put(name, cd);
 	return ret;
 }
 

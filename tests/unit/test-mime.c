@@ -396,6 +396,49 @@ START_TEST(test_encoded_words)
 }
 END_TEST
 
+/* charset.c keeps iconv descriptors between calls: a descriptor left in a
+ * shift state or with a half-read sequence must not leak into the next
+ * conversion, and more charsets than the pool holds still convert. */
+START_TEST(test_charset_iconv_reuse)
+{
+	static const char *const names[] = {
+		"iso-8859-1", "iso-8859-2", "iso-8859-5", "iso-8859-7", "iso-8859-15",
+		"windows-1250", "windows-1251", "windows-1252", "windows-1258", "koi8-r",
+		"koi8-u", "cp437", "cp850", "cp866", "macintosh", "tis-620", "big5",
+		"gb2312", "euc-kr", "shift_jis"};
+	struct str first[20], again = STR_INIT;
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = 0; i < 20; i++) {
+			struct str *o = round == 0 ? &first[i] : &again;
+			if (round == 0)
+				first[i] = (struct str)STR_INIT;
+			str_truncate(o, 0);
+			charset_to_utf8(names[i], "a\xa4\xe9\xb1\xc3z", 6, o);
+			if (round > 0)
+				ck_assert_str_eq(again.s, first[i].s);
+		}
+	}
+	for (size_t i = 0; i < 20; i++)
+		str_free(&first[i]);
+	/* ISO-2022-JP left shifted into JIS X 0208, then plain ASCII */
+	str_truncate(&again, 0);
+	charset_to_utf8("iso-2022-jp", "\x1b$B$3", 5, &again);
+	str_truncate(&again, 0);
+	ck_assert_int_eq(charset_to_utf8("iso-2022-jp", "$3$s", 4, &again), 0);
+	ck_assert_str_eq(again.s, "$3$s");
+	str_truncate(&again, 0);
+	ck_assert_int_eq(charset_to_utf8("iso-2022-jp", "\x1b$B$3$s\x1b(B!", 12, &again), 0);
+	ck_assert_str_eq(again.s, "\xe3\x81\x93\xe3\x82\x93!");
+	/* UTF-16 cut in the middle of a unit, then a whole one */
+	str_truncate(&again, 0);
+	charset_to_utf8("utf-16be", "\x00", 1, &again);
+	str_truncate(&again, 0);
+	ck_assert_int_eq(charset_to_utf8("utf-16be", "\x00\x41", 2, &again), 0);
+	ck_assert_str_eq(again.s, "A");
+	str_free(&again);
+}
+END_TEST
+
 START_TEST(test_transfer_decoding)
 {
 	struct str out = STR_INIT;
@@ -1201,6 +1244,7 @@ static Suite *mime_suite(void)
 	tcase_add_test(tc, test_addresses);
 	tcase_add_test(tc, test_encoded_words);
 	tcase_add_test(tc, test_transfer_decoding);
+	tcase_add_test(tc, test_charset_iconv_reuse);
 	tcase_add_test(tc, test_attachment_params);
 	tcase_add_test(tc, test_params_edge_cases);
 	tcase_add_test(tc, test_headers);
