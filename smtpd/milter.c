@@ -562,11 +562,19 @@ static void verdict(struct mconn *m, char cmd, const char *data, size_t len)
 		size_t n = len < sizeof(reply) - 1 ? len : sizeof(reply) - 1;
 		memcpy(reply, data, n);
 		reply[n] = '\0';
+		/* Only the first line of a multi-line reply (smfi_setmlreply) is
+		 * passed on, as a final one: a "550-" line sent alone would leave
+		 * the client waiting for the rest. */
+		reply[strcspn(reply, "\r\n")] = '\0';
 		for (char *p = reply; *p; p++)
-			if (*p == '\r' || *p == '\n')
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
 				*p = ' ';
 		bool temp = reply[0] == '4';
-		bool valid = (reply[0] == '4' || reply[0] == '5') && strlen(reply) >= 3;
+		bool valid = (reply[0] == '4' || reply[0] == '5') && reply[1] >= '0' &&
+			     reply[1] <= '9' && reply[2] >= '0' && reply[2] <= '9' &&
+			     (reply[3] == ' ' || reply[3] == '-' || reply[3] == '\0');
+		if (valid && reply[3] == '-')
+			reply[3] = ' ';
 		if (ms->op == OP_EOM)
 			free_hdrs(ms);
 		finish(ms, temp ? MILTER_TEMPFAIL : MILTER_REJECT, valid ? reply : NULL);

@@ -213,6 +213,35 @@ def test_limits(srv):
     expect(r.startswith(b"421 4.4.2"), "timeout reply: %r" % r, srv)
 
 
+def test_milter_reply_codes():
+    """A milter's REPLYCODE is passed on as one complete reply: a multi-line
+    one (smfi_setmlreply) must not reach the client as a lone "550-" line
+    that leaves it waiting, and a malformed code falls back to the default."""
+    from smtpd_milter import ScriptedMilter
+    m = ScriptedMilter(replies={"R": ("y", b"550-5.7.1 first line\r\n550 5.7.1 last line\0")})
+    m.start()
+    srv = Server(services=("smtp",), settings={"smtpd.milters": m.spec,
+                                               "smtpd.milter_timeout": "5s"})
+    try:
+        srv.add_account(DEMO)
+        srv.start()
+        port = srv.ports["smtp"]
+        out = raw_session(port, [b"EHLO x\r\n", b"MAIL FROM:<a@example.org>\r\n",
+                                 b"RCPT TO:<%s>\r\n" % DEMO.encode(), b"QUIT\r\n"], timeout=5)
+        expect(codes(out) == ["220", "250", "250", "550", "221"],
+               "multi-line milter reply: %r" % out[-300:], srv)
+        expect(b"550 5.7.1 first line\r\n" in out, "milter reply text: %r" % out[-300:], srv)
+        m.replies = {"R": ("y", b"5ab not a code\0")}
+        out = raw_session(port, [b"EHLO x\r\n", b"MAIL FROM:<a@example.org>\r\n",
+                                 b"RCPT TO:<%s>\r\n" % DEMO.encode(), b"QUIT\r\n"], timeout=5)
+        expect(codes(out) == ["220", "250", "250", "550", "221"] and b"5ab" not in out,
+               "malformed milter reply code passed on: %r" % out[-300:], srv)
+        check(srv.stop() == 0, "exit code after SIGTERM")
+    finally:
+        srv.cleanup()
+        m.close()
+
+
 def main():
     srv = Server(settings={
         "smtpd.trusted_networks": "192.0.2.0/24",
@@ -244,6 +273,7 @@ def main():
         check(srv.stop() == 0, "exit code after SIGTERM")
     finally:
         srv.cleanup()
+    test_milter_reply_codes()
     print("ok")
 
 
