@@ -579,6 +579,15 @@ static void auth_step_result(struct smtp_session *s, int r, const char *challeng
 {
 	if (r == 1) {
 		s->mode = MODE_CMD;
+		const struct sasl_creds *c = sasl_server_creds(s->sasl);
+		if (c->authzid[0] != '\0' && strcasecmp(c->authzid, c->authcid) != 0) {
+			/* PLAIN's authzid: acting as another user is not offered,
+			 * and ignoring it would authenticate someone else than
+			 * the client asked to be (RFC 4616 2) */
+			sasl_server_free(&s->sasl);
+			reply_error(s, "535 5.7.8 Authentication credentials invalid");
+			return;
+		}
 		wait_stage(s, SMTP_STAGE_AUTH);
 		return;
 	}

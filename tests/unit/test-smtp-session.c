@@ -435,8 +435,10 @@ START_TEST(test_auth)
 	ck_assert(h.starttls);
 	smtp_session_tls_started(h.s, "TLSv1.3", "TLS_AES_256_GCM_SHA384");
 	h.starttls = false;
-	char plain[128], user[64], pass[64], bad[128];
+	char plain[128], user[64], pass[64], bad[128], other[128];
 	base64_encode("\0demo@lamdong.gov.vn\0secret", 27, plain);
+	/* right password, but asking to act as another user */
+	base64_encode("ceo@lamdong.gov.vn\0demo@lamdong.gov.vn\0secret", 45, other);
 	base64_encode("demo@lamdong.gov.vn", 19, user);
 	base64_encode("secret", 6, pass);
 	base64_encode("\0demo@lamdong.gov.vn\0wrong", 26, bad);
@@ -449,13 +451,15 @@ START_TEST(test_auth)
 		   "AUTH PLAIN %s\r\n"     /* 535 */
 		   "AUTH LOGIN\r\n%s\r\n*\r\n" /* 334 334 501 cancelled */
 		   "AUTH CRAM-MD5\r\n"     /* 504 */
+		   "AUTH PLAIN %s\r\n"     /* 535: authzid of another user */
 		   "AUTH LOGIN\r\n%s\r\n%s\r\n" /* 334 334 235 */
 		   "AUTH PLAIN %s\r\n"     /* 503 already */
 		   "MAIL FROM:<demo@lamdong.gov.vn>\r\nRCPT TO:<a@lamdong.gov.vn>\r\n"
 		   "DATA\r\nx\r\n.\r\nQUIT\r\n",
-		   bad, user, user, pass, plain);
+		   bad, user, other, user, pass, plain);
 	feed(&h, s2.s, s2.len, 3);
-	expect_codes(h.out.s, "503 250 530 535 334 334 501 504 334 334 235 503 250 250 354 250 221");
+	expect_codes(h.out.s,
+		     "503 250 530 535 334 334 501 504 535 334 334 235 503 250 250 354 250 221");
 	ck_assert_ptr_nonnull(strstr(h.out.s, "250-AUTH PLAIN LOGIN\r\n"));
 	ck_assert_ptr_null(strstr(h.out.s, "STARTTLS"));
 	ck_assert_str_eq(smtp_session_auth_user(h.s), "demo@lamdong.gov.vn");
