@@ -79,6 +79,11 @@
 
 #define CHUNK 65535
 #define PACKET_MAX (CHUNK + 1024)
+/* What the end-of-message modifications of one message may add: octets
+ * beyond the message's own size, and header additions (each one costs a
+ * pass over the headers) */
+#define MOD_SLACK (4 * 1024 * 1024)
+#define MOD_HDRS_MAX 1000
 #define MILTER_VERSION 6
 
 enum mstate { M_CONNECTING, M_NEGOTIATING, M_READY, M_DEAD, M_SESSION_ACCEPTED };
@@ -130,6 +135,7 @@ struct milter_session {
 	enum eom_phase phase;
 	size_t hidx, boff;
 	struct str newbody;
+	size_t mod_bytes, mod_hdrs; /* what the modifications added so far */
 	bool replbody, quarantine, discard;
 	bool in_msg;       /* between MAIL and the end of message or abort */
 	/* the verdict, delivered from the loop (never from inside a callback
@@ -294,6 +300,7 @@ static void add_hdr_at(struct milter_session *ms, size_t pos, const char *name, 
 static void parse_headers(struct milter_session *ms)
 {
 	free_hdrs(ms);
+	ms->mod_bytes = ms->mod_hdrs = 0;
 	const char *s = ms->message->s ? ms->message->s : "";
 	size_t len = ms->message->len, p = 0;
 	while (p < len) {
@@ -605,6 +612,11 @@ static int modification(struct mconn *m, char cmd, const char *data, size_t len)
 {
 	struct milter_session *ms = m->ms;
 	if (ms->op != OP_EOM || ms->phase != E_WAIT_FINAL)
+		return -1;
+	/* a milter is not trusted to bound its own output */
+	ms->mod_bytes += len;
+	if (ms->mod_bytes > ms->message->len + MOD_SLACK ||
+	    (cmd != R_REPLBODY && cmd != R_QUARANTINE && ++ms->mod_hdrs > MOD_HDRS_MAX))
 		return -1;
 	size_t u1, u2;
 	switch (cmd) {

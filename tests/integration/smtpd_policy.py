@@ -236,6 +236,26 @@ def test_milter_reply_codes():
                                  b"RCPT TO:<%s>\r\n" % DEMO.encode(), b"QUIT\r\n"], timeout=5)
         expect(codes(out) == ["220", "250", "250", "550", "221"] and b"5ab" not in out,
                "malformed milter reply code passed on: %r" % out[-300:], srv)
+        # end-of-message modifications are bounded: a milter growing the
+        # body or the header list without end fails (default: tempfail)
+        m.replies = {}
+        for name, mods in (("bigbody", [("b", b"x" * 65000)] * 70),
+                           ("manyhdrs", [("h", b"X-Flood\0y\0")] * 1200)):
+            m.eom_mods = mods
+            c = srv.smtp("smtp")
+            try:
+                c.sendmail("a@example.org", [DEMO], message(name))
+                code = 250
+            except smtplib.SMTPDataError as e:
+                code = e.smtp_code
+            c.close()
+            stored = [x for x in srv.messages(DEMO) if ("Subject: " + name).encode() in x["data"]]
+            expect(code == 451 and not stored,
+                   "unbounded milter modification %s accepted: %r" % (name, code), srv)
+        m.eom_mods = []
+        c = srv.smtp("smtp")
+        c.sendmail("a@example.org", [DEMO], message("after"))
+        c.quit()
         check(srv.stop() == 0, "exit code after SIGTERM")
     finally:
         srv.cleanup()
