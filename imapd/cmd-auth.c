@@ -299,6 +299,7 @@ static enum cmd_result do_login(struct imap_cmd *cmd, const char *user, const ch
 	s->state = IMAP_AUTH;
 	conn_set_timeout(s->conn, s->d->idle_timeout_ms);
 	imap_reader_set_max_literal(s->reader, s->d->appendlimit);
+	imap_reader_set_max_command(s->reader, s->d->limits.max_command);
 	log_info("session=%u ip=%s event=login user=%s tls=%s", s->id, s->ip, s->user,
 		 conn_tls_active(s->conn) ? "yes" : "no");
 	struct str caps = STR_INIT;

@@ -64,6 +64,11 @@ void imap_reader_set_max_literal(struct imap_reader *r, uint64_t max_literal)
 	r->limits.max_literal = max_literal;
 }
 
+void imap_reader_set_max_command(struct imap_reader *r, uint64_t max_command)
+{
+	r->limits.max_command = max_command;
+}
+
 const char *imap_reader_tag(const struct imap_reader *r)
 {
 	return r->tag;

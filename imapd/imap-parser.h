@@ -61,6 +61,9 @@ struct imap_reader *imap_reader_new(const struct imap_limits *limits);
 void imap_reader_free(struct imap_reader **r);
 /* Changes the APPEND literal limit (the APPENDLIMIT may depend on the account). */
 void imap_reader_set_max_literal(struct imap_reader *r, uint64_t max_literal);
+/* Changes the bound on all lines and literals of one command (smaller
+ * before login, when no command needs more than a few lines). */
+void imap_reader_set_max_command(struct imap_reader *r, uint64_t max_command);
 
 /* Consumes bytes of data up to the next event and returns how many. With
  * IMAP_READ_MORE every byte was consumed. With IMAP_READ_ERROR/FATAL,

@@ -500,8 +500,11 @@ void session_create(struct imapd *d, int fd, const struct net_addr *peer, bool i
 	s->conn = conn_new(d->loop, fd, conn_event, s);
 	conn_set_timeout(s->conn, d->login_timeout_ms);
 	s->reader = imap_reader_new(&d->limits);
-	/* No literal larger than a line before login. */
+	/* No literal larger than a line before login, and no command larger
+	 * than a few lines: LOGIN's two literals fit, a pile of small
+	 * literals from an unauthenticated client does not. */
 	imap_reader_set_max_literal(s->reader, d->limits.max_small_literal);
+	imap_reader_set_max_command(s->reader, 4 * (uint64_t)d->limits.max_line);
 	log_info("session=%u ip=%s event=connect tls=%s", s->id, s->ip,
 		 implicit_tls ? "implicit" : "no");
 	if (d->shutting_down || (d->max_connections > 0 && d->n_sessions > d->max_connections)) {

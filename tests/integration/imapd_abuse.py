@@ -142,6 +142,21 @@ def run(srv):
     c.send("f4 LOGIN %s wrong-password\r\n" % USER)
     c.close()  # gone while the reply is delayed
 
+    # before login a command is bounded to a few lines: a pile of small
+    # synchronising literals is refused, not buffered up to the APPENDLIMIT
+    c = Raw(srv.port)
+    c.send("p1 LOGIN {60000}\r\n")
+    reply = c.line()
+    for _ in range(12):
+        if not reply.startswith("+"):
+            break
+        c.send("u" * 60000 + " {60000}\r\n")
+        reply = c.line()
+    check(reply.startswith("p1 NO") and "TOOBIG" in reply,
+          "pre-login literals piled up without bound: %r" % reply)
+    check(alive(c, "p2"), "usable after the refused pre-login command")
+    c.close()
+
     # the server still serves
     c = Raw(srv.port)
     check(c.cmd("f", "LOGIN %s %s" % (USER, PASSWORD))[-1].startswith("f OK"),
