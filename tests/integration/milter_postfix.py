@@ -8,11 +8,8 @@ a 550 5.7.1 refusal of an executable attachment at the end of DATA."""
 import base64
 import email
 import os
-import shutil
 import smtplib
-import socket
 import socketserver
-import subprocess
 import sys
 import threading
 import time
@@ -20,30 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import milter_common as mc  # noqa: E402
-
-MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
+from postfix_instance import PostfixInstance, master_cf  # noqa: E402
 
 MAIN_CF = """\
 compatibility_level = 3.6
@@ -169,46 +143,19 @@ class Postfix(unittest.TestCase):
     @classmethod
     def start_postfix(cls):
         cls.port = mc.free_port()
-        cls.etc = os.path.join(cls.tmp.path, "etc")
-        os.makedirs(cls.etc)
-        os.makedirs(os.path.join(cls.tmp.path, "queue"))
-        os.makedirs(os.path.join(cls.tmp.path, "pfdata"))
-        shutil.chown(os.path.join(cls.tmp.path, "pfdata"), "postfix")
-        with open(os.path.join(cls.etc, "main.cf"), "w") as f:
-            f.write(MAIN_CF.format(dir=cls.tmp.path, sink=cls.sink.server_address[1],
-                                   milter=cls.milter.port))
-        with open(os.path.join(cls.etc, "master.cf"), "w") as f:
-            f.write(MASTER_CF.format(port=cls.port))
-        p = subprocess.run([cls.postfix, "-c", cls.etc, "start"], capture_output=True, timeout=60)
-        if p.returncode != 0:
-            raise RuntimeError("postfix start: %s%s" % ((p.stdout + p.stderr).decode(), cls.maillog()))
-        deadline = time.time() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", cls.port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    cls.stop_postfix()
-                    raise RuntimeError("postfix does not listen:\n" + cls.maillog())
-                time.sleep(0.2)
+        cls.pf = PostfixInstance(cls.tmp.path, "127.0.0.1", cls.port, exe=cls.postfix)
+        cls.pf.configure(MAIN_CF.format(dir=cls.tmp.path, sink=cls.sink.server_address[1],
+                                        milter=cls.milter.port),
+                         master_cf("127.0.0.1", cls.port))
+        cls.pf.start()
 
     @classmethod
     def maillog(cls):
-        try:
-            with open(os.path.join(cls.tmp.path, "maillog")) as f:
-                return f.read()
-        except OSError:
-            return ""
+        return cls.pf.maillog()
 
     @classmethod
     def stop_postfix(cls):
-        subprocess.run([cls.postfix, "-c", cls.etc, "stop"], capture_output=True, timeout=60)
-        # "postfix stop" returns before master has gone: wait for its pid.
-        pidfile = os.path.join(cls.tmp.path, "queue", "pid", "master.pid")
-        deadline = time.time() + 30
-        while os.path.exists(pidfile) and time.time() < deadline:
-            time.sleep(0.2)
+        cls.pf.stop()
 
     @classmethod
     def tearDownClass(cls):

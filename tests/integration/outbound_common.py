@@ -7,13 +7,14 @@ Python standard library only."""
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import smtpd_common as sc  # noqa: E402
+from postfix_instance import PostfixInstance, free_port as free_port_on, system_master_cf  # noqa: E402,F401
+from postfix_instance import wait_port as wait_listen  # noqa: E402,F401
 
 REMOTE_IP = "127.0.0.2"
 REMOTE_DOMAIN = "quangninh.gov.vn"
@@ -28,25 +29,6 @@ def need(tool, package):
         print("SKIP: %s missing (Debian package %s)" % (tool, package))
         sys.exit(77)
     return path
-
-
-def free_port_on(ip):
-    s = socket.socket()
-    s.bind((ip, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_listen(ip, port, timeout=20.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection((ip, port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
 def make_cert_for(directory, name, extra=(), base="remote"):
@@ -114,23 +96,21 @@ class Postfix:
                  domains=(REMOTE_DOMAIN,)):
         self.exe = need("postfix", "postfix")
         self.dir = os.path.join(directory, "postfix")
-        self.conf = os.path.join(self.dir, "etc")
-        self.queue = os.path.join(self.dir, "queue")
         self.maildir = os.path.join(self.dir, "mail", "remote")
-        os.makedirs(self.conf)
-        os.makedirs(self.queue)
         os.makedirs(os.path.dirname(self.maildir))
         self.port = free_port_on(REMOTE_IP)
+        self.instance = PostfixInstance(self.dir, REMOTE_IP, self.port, fail=sc.fail, exe=self.exe)
+        self.conf = self.instance.conf
+        self.queue = self.instance.queue
         import pwd
         pw = pwd.getpwnam("postfix")
         os.chown(os.path.dirname(self.maildir), pw.pw_uid, pw.pw_gid)
-        self.running = False
         access = " ".join("{ %s = 550 5.1.1 <%s>: Recipient address rejected: no such user }"
                           % (a, a) for a in reject)
         lines = [
             "compatibility_level = 3.6",
             "queue_directory = " + self.queue,
-            "data_directory = " + os.path.join(self.dir, "data"),
+            "data_directory = " + self.instance.data,
             "meta_directory = /etc/postfix",
             "mail_owner = postfix",
             "inet_interfaces = loopback-only",
@@ -139,7 +119,7 @@ class Postfix:
             "mydomain = " + REMOTE_DOMAIN,
             "mydestination =",
             "mynetworks = 127.0.0.0/8",
-            "maillog_file = " + os.path.join(self.dir, "postfix.log"),
+            "maillog_file = " + self.instance.maillog_path,
             "maillog_file_prefixes = " + self.dir,
             "virtual_mailbox_domains = " + " ".join(domains),
             "virtual_mailbox_base = " + os.path.dirname(self.maildir),
@@ -163,56 +143,19 @@ class Postfix:
                       "smtpd_tls_cert_file = " + cert, "smtpd_tls_key_file = " + key]
         else:
             lines += ["smtpd_tls_security_level = none"]
-        with open(os.path.join(self.conf, "main.cf"), "w") as f:
-            f.write("\n".join(lines) + "\n")
-        with open("/etc/postfix/master.cf") as f:
-            master = f.read().splitlines()
-        out = []
-        for line in master:
-            fields = line.split()
-            if not line or line[0] in " \t#" or len(fields) < 8:
-                out.append(line)
-                continue
-            if fields[0] in ("smtp", "submission", "smtps") and fields[1] == "inet":
-                continue
-            fields[4] = "n"  # no chroot: the queue is ours
-            out.append(" ".join(fields))
-        out.append("%s:%d inet n - n - - smtpd" % (REMOTE_IP, self.port))
-        with open(os.path.join(self.conf, "master.cf"), "w") as f:
-            f.write("\n".join(out) + "\n")
+        self.instance.configure("\n".join(lines) + "\n", system_master_cf(REMOTE_IP, self.port))
 
     def postfix(self, *args):
-        return subprocess.run([self.exe, "-c", self.conf] + list(args), capture_output=True,
-                              text=True, timeout=60)
+        return self.instance.postfix(*args)
 
     def start(self):
-        r = self.postfix("start")
-        if r.returncode != 0:
-            sc.fail("postfix start: %s%s" % (r.stdout, r.stderr))
-        self.running = True
-        if not wait_listen(REMOTE_IP, self.port):
-            sc.fail("postfix did not listen:\n" + self.log())
+        self.instance.start(timeout=20.0)
 
     def stop(self):
-        if self.running:
-            self.postfix("stop")
-            self.running = False
-            end = time.time() + 20
-            while time.time() < end:
-                try:
-                    socket.create_connection((REMOTE_IP, self.port), timeout=1).close()
-                    time.sleep(0.2)
-                except OSError:
-                    break
-            # the master's children leave with it
-            time.sleep(0.3)
+        self.instance.stop()
 
     def log(self):
-        try:
-            with open(os.path.join(self.dir, "postfix.log"), errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return self.instance.maillog()
 
     def delivered(self):
         """The messages in the Maildir, as bytes."""
