@@ -1,1 +1,2 @@
 # doc/: design notes
+EXTRA_DIST += doc/review.md
