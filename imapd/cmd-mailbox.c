@@ -482,25 +482,36 @@ struct mbox_op {
 	unsigned special_use;
 };
 
+/* Creates the missing parents of name ("a" and "a/b" for "a/b/c"), as
+ * CREATE and RENAME must (RFC 9051 6.3.4, 6.3.6). */
+static int create_parents(struct store_txn *txn, uint32_t account_id, const char *name,
+			  const char **error_r)
+{
+	struct str parent = STR_INIT;
+	int ret = 0;
+	for (const char *sep = strchr(name, '/'); sep != NULL; sep = strchr(sep + 1, '/')) {
+		str_truncate(&parent, 0);
+		str_append(&parent, name, (size_t)(sep - name));
+		struct store_mailbox *m = xmalloc(sizeof(*m));
+		int r = store_txn_mailbox_get(txn, account_id, parent.s, m, error_r);
+		free(m);
+		uint32_t id;
+		if (r < 0 || (r == 0 && store_txn_mailbox_create(txn, account_id, parent.s, 0, &id,
+								 error_r) < 0)) {
+			ret = -1;
+			break;
+		}
+	}
+	str_free(&parent);
+	return ret;
+}
+
 static int create_fn(struct store_txn *txn, void *ctx, const char **error_r)
 {
 	struct mbox_op *op = ctx;
 	/* parents first (RFC 9051 6.3.4) */
-	struct str parent = STR_INIT;
-	for (const char *sep = strchr(op->name, '/'); sep != NULL; sep = strchr(sep + 1, '/')) {
-		str_truncate(&parent, 0);
-		str_append(&parent, op->name, (size_t)(sep - op->name));
-		struct store_mailbox *m = xmalloc(sizeof(*m));
-		int r = store_txn_mailbox_get(txn, op->account_id, parent.s, m, error_r);
-		free(m);
-		uint32_t id;
-		if (r < 0 || (r == 0 && store_txn_mailbox_create(txn, op->account_id, parent.s, 0, &id,
-								 error_r) < 0)) {
-			str_free(&parent);
-			return -1;
-		}
-	}
-	str_free(&parent);
+	if (create_parents(txn, op->account_id, op->name, error_r) < 0)
+		return -1;
 	return store_txn_mailbox_create(txn, op->account_id, op->name, op->special_use, &op->id,
 					error_r);
 }
@@ -615,21 +626,8 @@ static int rename_fn(struct store_txn *txn, void *ctx, const char **error_r)
 	if (by_name_fn(txn, op, op->name, error_r) < 0)
 		return -1;
 	/* parents of the new name */
-	struct str parent = STR_INIT;
-	for (const char *sep = strchr(op->name2, '/'); sep != NULL; sep = strchr(sep + 1, '/')) {
-		str_truncate(&parent, 0);
-		str_append(&parent, op->name2, (size_t)(sep - op->name2));
-		struct store_mailbox *m = xmalloc(sizeof(*m));
-		int r = store_txn_mailbox_get(txn, op->account_id, parent.s, m, error_r);
-		free(m);
-		uint32_t id;
-		if (r < 0 || (r == 0 && store_txn_mailbox_create(txn, op->account_id, parent.s, 0, &id,
-								 error_r) < 0)) {
-			str_free(&parent);
-			return -1;
-		}
-	}
-	str_free(&parent);
+	if (create_parents(txn, op->account_id, op->name2, error_r) < 0)
+		return -1;
 	return store_txn_mailbox_rename(txn, op->id, op->name2, error_r);
 }
 

@@ -192,7 +192,13 @@ def run(srv):
     check(typ == "OK", "RENAME with children")
     typ, data = M.list('""', "Archive2/*")
     check(b"Archive2/2022" in data[0], "children renamed")
-    typ, data = M.delete("Archive2/2022")
+    typ, data = M.rename("Archive2/2022", "Deep/Er/2022")
+    check(typ == "OK", "RENAME to a name whose parents do not exist")
+    typ, data = M.list('""', "Deep/*")
+    names = [d.split()[-1].strip(b'"') for d in data if d]
+    check(b"Deep/Er" in names and b"Deep/Er/2022" in names,
+          "the new name's parents created: %r" % data)
+    typ, data = M.delete("Deep/Er/2022")
     check(typ == "OK", "DELETE")
     typ, data = M.getquotaroot("INBOX")
     check(typ == "OK" and b"STORAGE" in data[1][0], "GETQUOTAROOT with STORAGE")
