@@ -480,6 +480,17 @@ static size_t header_len(struct search_msg *m)
 	return c->header_len;
 }
 
+/* " local@domain" of a mailbox address, for matching addresses. */
+static void append_mailbox(struct str *out, const struct mime_address *a)
+{
+	str_appendc(out, ' ');
+	if (a->mailbox)
+		str_appends(out, a->mailbox);
+	str_appendc(out, '@');
+	if (a->host)
+		str_appends(out, a->host);
+}
+
 /* Decoded text of every header field called name (all fields when name is
  * NULL), joined by newlines. */
 static void header_text(struct search_msg *m, const char *name, bool addr, struct str *out)
@@ -502,14 +513,8 @@ static void header_text(struct search_msg *m, const char *name, bool addr, struc
 			/* also the addresses as "local@domain" for matching */
 			struct mime_address_list *l = mime_address_parse(raw.s ? raw.s : "", raw.len);
 			for (const struct mime_address *a = mime_address_list_first(l); a; a = a->next) {
-				if (a->kind != MIME_ADDR_MAILBOX)
-					continue;
-				str_appendc(out, ' ');
-				if (a->mailbox)
-					str_appends(out, a->mailbox);
-				str_appendc(out, '@');
-				if (a->host)
-					str_appends(out, a->host);
+				if (a->kind == MIME_ADDR_MAILBOX)
+					append_mailbox(out, a);
 			}
 			mime_address_list_free(&l);
 		}
@@ -592,12 +597,7 @@ static void envelope_text(const struct mime_envelope *env, int field, struct str
 			str_appendc(out, '\n');
 			continue;
 		}
-		str_appendc(out, ' ');
-		if (a->mailbox)
-			str_appends(out, a->mailbox);
-		str_appendc(out, '@');
-		if (a->host)
-			str_appends(out, a->host);
+		append_mailbox(out, a);
 		str_appendc(out, '\n');
 	}
 }
