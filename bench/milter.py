@@ -28,26 +28,11 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "integration"))
+from milter_common import free_port, wait_port  # noqa: E402
+
 SETS = ("easy-ham-1", "hard-ham-1", "spam-1", "easy-ham-2", "spam-2")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, what, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("%s exited with %s" % (what, proc.returncode))
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("%s does not listen" % what)
 
 
 def wait_unix(path, proc, what, timeout=60):
@@ -177,7 +162,7 @@ def main():
                                       "--siteconfigpath", sa] + user,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             procs.append(spamd)
-            wait_port(sport, spamd, "spamd")
+            wait_port(sport, spamd, "spamd", timeout=120)
             sspec = "unix:" + os.path.join(tmp, "spamass.sock")
             smilter = subprocess.Popen(["spamass-milter", "-p", sspec, "-m",
                                         "--", "-d", "127.0.0.1", "-p", str(sport)],

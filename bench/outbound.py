@@ -22,38 +22,22 @@ import argparse
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "integration"))
+from postfix_instance import (PostfixInstance, free_port, system_master_cf,  # noqa: E402
+                              wait_port)
+
 BUILD = os.path.abspath(os.environ.get("top_builddir", "."))
 SMTPD = os.path.join(BUILD, "smtpd", "congvu-smtpd")
 SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
-POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 SINK_IP = "127.0.0.2"
 REMOTE = "quangninh.gov.vn"
-
-
-def free_port(ip="127.0.0.1"):
-    s = socket.socket()
-    s.bind((ip, 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(ip, port, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection((ip, port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
 class Sink:
@@ -66,7 +50,7 @@ class Sink:
             [SMTP_SINK, "-u", "nobody", "-h", "mx." + REMOTE, "-d",
              os.path.join(self.dir, "%H%M%S."), "-m", "512", "%s:%d" % (SINK_IP, self.port),
              "256"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not wait_port(SINK_IP, self.port):
+        if not wait_port(SINK_IP, self.port, 30):
             sys.exit("smtp-sink did not start")
 
     def count(self):
@@ -116,7 +100,7 @@ class Congvu:
         self.log = open(os.path.join(self.dir, "log"), "wb")
         self.proc = subprocess.Popen([SMTPD, "-c", self.conf], stdout=self.log,
                                      stderr=subprocess.STDOUT)
-        if not wait_port("127.0.0.1", self.port):
+        if not wait_port("127.0.0.1", self.port, 30):
             sys.exit("congvu-smtpd did not start")
 
     def stop(self):
@@ -128,14 +112,13 @@ class Congvu:
 class Postfix:
     def __init__(self, tmp, sink):
         self.dir = os.path.join(tmp, "postfix")
-        self.conf = os.path.join(self.dir, "etc")
-        os.makedirs(self.conf)
-        os.makedirs(os.path.join(self.dir, "queue"))
         self.port = free_port()
+        self.instance = PostfixInstance(self.dir, "127.0.0.1", self.port, fail=sys.exit)
+        self.conf = self.instance.conf
         lines = [
             "compatibility_level = 3.6",
-            "queue_directory = " + os.path.join(self.dir, "queue"),
-            "data_directory = " + os.path.join(self.dir, "data"),
+            "queue_directory = " + self.instance.queue,
+            "data_directory = " + self.instance.data,
             "meta_directory = /etc/postfix",
             "mail_owner = postfix",
             "inet_interfaces = loopback-only",
@@ -144,35 +127,19 @@ class Postfix:
             "mydestination =",
             "mynetworks = 127.0.0.0/8",
             "relayhost = [%s]:%d" % (SINK_IP, sink.port),
-            "maillog_file = " + os.path.join(self.dir, "postfix.log"),
+            "maillog_file = " + self.instance.maillog_path,
             "maillog_file_prefixes = " + self.dir,
             "alias_maps =",
             "alias_database =",
             "smtp_tls_security_level = none",
             "smtpd_tls_security_level = none",
         ]
-        with open(os.path.join(self.conf, "main.cf"), "w") as f:
-            f.write("\n".join(lines) + "\n")
-        out = []
-        with open("/etc/postfix/master.cf") as f:
-            for line in f.read().splitlines():
-                fields = line.split()
-                if not line or line[0] in " \t#" or len(fields) < 8:
-                    out.append(line)
-                    continue
-                if fields[1] == "inet":
-                    continue
-                fields[4] = "n"
-                out.append(" ".join(fields))
-        out.append("127.0.0.1:%d inet n - n - - smtpd" % self.port)
-        with open(os.path.join(self.conf, "master.cf"), "w") as f:
-            f.write("\n".join(out) + "\n")
-        r = subprocess.run([POSTFIX, "-c", self.conf, "start"], capture_output=True, text=True)
-        if r.returncode != 0 or not wait_port("127.0.0.1", self.port):
-            sys.exit("postfix did not start: " + r.stdout + r.stderr)
+        self.instance.configure("\n".join(lines) + "\n",
+                                system_master_cf("127.0.0.1", self.port))
+        self.instance.start()
 
     def stop(self):
-        subprocess.run([POSTFIX, "-c", self.conf, "stop"], capture_output=True)
+        self.instance.stop()
 
 
 def main():
