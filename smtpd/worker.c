@@ -308,8 +308,17 @@ static void delivery_frame(void *ctx, uint32_t type, const void *data, size_t le
 static void delivery_gone(void *ctx, const char *error)
 {
 	struct worker *w = ctx;
-	if (w->stopping)
-		return;
+	if (w->stopping) {
+		/* Sessions waiting for an answer would wait forever (the
+		 * parent stops us when the delivery process died; its SIGTERM
+		 * can come before this). Their clients see the connection
+		 * drop, as below, and send again. */
+		bool waiting = false;
+		for (size_t i = 0; i < w->n_slots && !waiting; i++)
+			waiting = w->slots[i] != NULL && w->slots[i]->req != REQ_NONE;
+		if (!waiting)
+			return;
+	}
 	fatal("delivery process channel: %s", error);
 }
 
