@@ -31,6 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Replies buffered for a client before its input is no longer read. */
+#define OUTPUT_HIGH_WATER (64 * 1024)
+
 struct wconfig {
 	char *hostname;
 	char *domains;
@@ -851,7 +854,10 @@ static void client_pump(struct client *c)
 	const void *data;
 	size_t len;
 	conn_input(c->conn, &data, &len);
-	if (len > 0 && !smtp_session_waiting(c->s)) {
+	/* A client that sends commands without reading the replies is not
+	 * read from until they are written (CONN_EV_DRAINED pumps again). */
+	bool backlog = conn_output_size(c->conn) > OUTPUT_HIGH_WATER;
+	if (len > 0 && !smtp_session_waiting(c->s) && !backlog) {
 		c->in_input = true;
 		size_t used = smtp_session_input(c->s, data, len);
 		c->in_input = false;
@@ -864,7 +870,8 @@ static void client_pump(struct client *c)
 		conn_input_pause(c->conn, true);
 		return;
 	}
-	conn_input_pause(c->conn, smtp_session_waiting(c->s));
+	conn_input_pause(c->conn, smtp_session_waiting(c->s) ||
+					  conn_output_size(c->conn) > OUTPUT_HIGH_WATER);
 	unsigned t = smtp_session_in_data(c->s) ? c->w->cfg.data_timeout_ms
 						  : c->w->cfg.command_timeout_ms;
 	if (t != c->timeout_ms) {
@@ -884,6 +891,8 @@ static void conn_event(struct conn *conn, enum conn_event ev, void *ctx)
 	case CONN_EV_DRAINED:
 		if (c->closing)
 			maybe_finish(c);
+		else
+			client_pump(c);
 		break;
 	case CONN_EV_TLS_READY:
 		smtp_session_tls_started(c->s, conn_tls_version(c->conn), conn_tls_cipher(c->conn));

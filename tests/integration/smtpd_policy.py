@@ -213,6 +213,29 @@ def test_limits(srv):
     expect(r.startswith(b"421 4.4.2"), "timeout reply: %r" % r, srv)
 
 
+def test_unread_replies(srv):
+    """A client pipelining commands without ever reading the replies is no
+    longer read from once its replies pile up: the server's memory for it
+    stays bounded (the client's sends block), instead of buffering every
+    reply. The kernel's socket buffers hold a few MB at most; the client
+    offers 48 MB of NOOPs (112 MB of replies)."""
+    s = socket.create_connection(("127.0.0.1", srv.ports["smtp"]), timeout=10)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    read_reply(s)
+    chunk = b"NOOP\r\n" * 10000
+    sent = 0
+    blocked = False
+    try:
+        while sent < 48 * 1024 * 1024:
+            s.sendall(chunk)
+            sent += len(chunk)
+    except (socket.timeout, ConnectionError):
+        blocked = True  # not read any more (or dropped by a timeout)
+    s.close()
+    expect(blocked, "server read %d bytes of commands whose replies were never read" % sent,
+           srv)
+
+
 def test_milter_reply_codes():
     """A milter's REPLYCODE is passed on as one complete reply: a multi-line
     one (smfi_setmlreply) must not reach the client as a lone "550-" line
@@ -278,6 +301,7 @@ def main():
         test_auth_rules(srv)
         test_smuggling_and_lines(srv)
         test_starttls_injection(srv)
+        test_unread_replies(srv)
         check(srv.stop() == 0, "exit code after SIGTERM")
     finally:
         srv.cleanup()
