@@ -29,8 +29,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "integration"))
-from postfix_instance import (PostfixInstance, free_port, system_master_cf,  # noqa: E402
-                              wait_port)
+from postfix_instance import PostfixInstance, system_master_cf  # noqa: E402
+from testnet import free_port, wait_port  # noqa: E402
 
 BUILD = os.path.abspath(os.environ.get("top_builddir", "."))
 SMTPD = os.path.join(BUILD, "smtpd", "congvu-smtpd")

@@ -2,4 +2,4 @@
 # the directory they test).
 INTEGRATION_TESTS += tests/integration/quota_cli.py
 EXTRA_DIST += tests/integration/quota_cli.py
-EXTRA_DIST += tests/integration/postfix_instance.py
+EXTRA_DIST += tests/integration/postfix_instance.py tests/integration/testnet.py

@@ -12,6 +12,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testnet  # noqa: E402
+
 BUILD = os.environ.get("top_builddir", os.path.join(os.path.dirname(__file__), "..", ".."))
 SRC = os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", ".."))
 MILTER = os.path.abspath(os.path.join(BUILD, "milter-spam", "congvu-milter-spam"))
@@ -103,38 +106,14 @@ class Milter:
         return text
 
 
-class Dnsmasq:
+class Dnsmasq(testnet.Dnsmasq):
     """dnsmasq on 127.0.0.1:PORT answering only from its command line:
     records is a list of (name, txt) pairs; zones are answered locally
     (NXDOMAIN for everything else in them)."""
 
     def __init__(self, tmp, zones, records, a_records=()):
-        exe = need("dnsmasq", "dnsmasq-base")
-        self.port = free_port()
-        args = [exe, "-k", "--no-resolv", "--no-hosts", "--no-poll", "--conf-file=/dev/null",
-                "--port=%d" % self.port, "--listen-address=127.0.0.1", "--bind-interfaces",
-                "--pid-file=", "--log-facility=" + os.path.join(tmp.path, "dnsmasq.log")]
-        if os.geteuid() == 0:
-            args.append("--user=root")
-        for z in zones:
-            args.append("--local=/%s/" % z)
-        for name, txt in records:
-            args.append("--txt-record=%s,%s" % (name, txt))
-        for name, ip in a_records:
-            args.append("--host-record=%s,%s" % (name, ip))
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # dnsmasq listens on UDP and TCP; TCP tells us it is up.
-        wait_port(self.port, self.proc, "dnsmasq")
-        self.server = "127.0.0.1:%d" % self.port
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().__init__(need("dnsmasq", "dnsmasq-base"), tmp.path, zones=zones, txt=records,
+                         hosts=a_records)
 
 
 def zip_with(name, data=b"hi"):

@@ -13,8 +13,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import smtpd_common as sc  # noqa: E402
-from postfix_instance import PostfixInstance, free_port as free_port_on, system_master_cf  # noqa: E402,F401
-from postfix_instance import wait_port as wait_listen  # noqa: E402,F401
+from postfix_instance import PostfixInstance, system_master_cf  # noqa: E402
+from testnet import Dnsmasq, stop_process, wait_port as wait_listen  # noqa: E402
+from testnet import free_port as free_port_on  # noqa: E402
 
 REMOTE_IP = "127.0.0.2"
 REMOTE_DOMAIN = "quangninh.gov.vn"
@@ -46,44 +47,12 @@ def make_cert_for(directory, name, extra=(), base="remote"):
     return cert, key
 
 
-class Dns:
+class Dns(Dnsmasq):
     """dnsmasq answering MX and A records from its command line only."""
 
     def __init__(self, directory, mx, hosts, zones=(REMOTE_DOMAIN,), txt_records=()):
-        exe = need("dnsmasq", "dnsmasq-base")
-        # a free TCP port may still be taken for UDP: try a few
-        for _ in range(5):
-            self.port = sc.free_port()
-            args = [exe, "-k", "--no-resolv", "--no-hosts", "--no-poll", "--conf-file=/dev/null",
-                    "--port=%d" % self.port, "--listen-address=127.0.0.1", "--bind-interfaces",
-                    "--pid-file=", "--log-facility=" + os.path.join(directory, "dnsmasq.log")]
-            if os.geteuid() == 0:
-                args.append("--user=root")
-            for z in zones:
-                args.append("--local=/%s/" % z)
-            for domain, host, pref in mx:
-                args.append("--mx-host=%s,%s,%d" % (domain, host, pref))
-            for name, ip in hosts:
-                args.append("--host-record=%s,%s" % (name, ip))
-            for name, txt in txt_records:
-                args.append("--txt-record=%s,%s" % (name, txt))
-            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL)
-            if wait_listen("127.0.0.1", self.port, timeout=10) and self.proc.poll() is None:
-                break
-            self.stop()
-        else:
-            sc.fail("dnsmasq did not start")
-        self.server = "127.0.0.1:%d" % self.port
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().__init__(need("dnsmasq", "dnsmasq-base"), directory, zones=zones, mx=mx,
+                         hosts=hosts, txt=txt_records, fail=sc.fail)
 
 
 class Postfix:
@@ -289,13 +258,7 @@ class SignedDns:
         self.server = "127.0.0.1:%d" % self.port
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def teardown(*steps):

@@ -1,8 +1,7 @@
 """A private Postfix instance for the integration tests: its own
 config_directory, queue_directory and data_directory in a temporary
 directory, smtpd on one loopback address and high port, no chroot, its log
-in DIR/maillog. Also the small network helpers the tests share (a free port,
-waiting for a listener). Python standard library only.
+in DIR/maillog. Python standard library only.
 
     pf = PostfixInstance(directory, "127.0.0.1", port)
     pf.configure(main_cf_text, master_cf("127.0.0.1", port))
@@ -17,6 +16,8 @@ import shutil
 import socket
 import subprocess
 import time
+
+from testnet import wait_port
 
 POSTFIX = (shutil.which("postfix") or shutil.which("postfix", path="/usr/sbin:/sbin")
            or "/usr/sbin/postfix")
@@ -72,27 +73,6 @@ def system_master_cf(host, port):
         out.append(" ".join(fields))
     out.append("%s:%d inet n - n - - smtpd" % (host, port))
     return "\n".join(out) + "\n"
-
-
-def free_port(host="127.0.0.1"):
-    """A TCP port free on host right now."""
-    s = socket.socket()
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(host, port, timeout=20.0):
-    """True once something accepts connections on host:port."""
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection((host, port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
 def _raise(msg):
