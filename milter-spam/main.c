@@ -42,14 +42,14 @@ static void usage(void)
 }
 
 /* Reads a whole file (or stdin for "-"), keeping at most max bytes, as the
- * milter keeps at most max bytes of a message. */
-static int read_file(const char *path, size_t max, struct str *out, char **error_r)
+ * milter keeps at most max bytes of a message. On error, says so on stderr,
+ * frees out and returns -1. */
+static int read_file(const char *path, size_t max, struct str *out)
 {
 	int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		struct str e = STR_INIT;
-		str_printf(&e, "%s: %s", path, strerror(errno));
-		*error_r = str_steal(&e);
+		fprintf(stderr, PROG ": %s: %s\n", path, strerror(errno));
+		str_free(out);
 		return -1;
 	}
 	char buf[65536];
@@ -58,9 +58,8 @@ static int read_file(const char *path, size_t max, struct str *out, char **error
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			struct str e = STR_INIT;
-			str_printf(&e, "%s: %s", path, strerror(errno));
-			*error_r = str_steal(&e);
+			fprintf(stderr, PROG ": %s: %s\n", path, strerror(errno));
+			str_free(out);
 			if (fd != 0)
 				close(fd);
 			return -1;
@@ -103,14 +102,11 @@ static int cmd_train(const struct settings *set, struct scanner *sc, int argc, c
 	int status = 0, batch = 0, done = 0;
 	for (; i < argc; i++) {
 		struct str data = STR_INIT;
-		char *error = NULL;
-		if (read_file(argv[i], max, &data, &error) < 0) {
-			fprintf(stderr, PROG ": %s\n", error);
-			free(error);
-			str_free(&data);
+		if (read_file(argv[i], max, &data) < 0) {
 			status = 1;
 			continue;
 		}
+		char *error = NULL;
 		if (tr == NULL)
 			tr = scanner_train_begin(sc);
 		scanner_train_message(tr, spam, delta, data.s ? data.s : "", data.len);
@@ -178,14 +174,11 @@ static int cmd_score(const struct settings *set, struct scanner *sc, int argc, c
 	int status = 0;
 	for (; i < argc; i++) {
 		struct str data = STR_INIT;
-		char *error = NULL;
-		if (read_file(argv[i], max, &data, &error) < 0) {
-			fprintf(stderr, PROG ": %s\n", error);
-			free(error);
-			str_free(&data);
+		if (read_file(argv[i], max, &data) < 0) {
 			status = 1;
 			continue;
 		}
+		char *error = NULL;
 		struct scan_result res;
 		scan_result_init(&res);
 		if (scan_message(sc, &env, data.s ? data.s : "", data.len, &res, &error) < 0) {
