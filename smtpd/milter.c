@@ -79,9 +79,9 @@
 
 #define CHUNK 65535
 #define PACKET_MAX (CHUNK + 1024)
-/* What the end-of-message modifications of one message may add: octets
- * beyond the message's own size, and header additions (each one costs a
- * pass over the headers) */
+/* What the end-of-message modifications of one milter may add to a message:
+ * octets of headers, octets of a replaced body beyond the original body's
+ * size (each), and header changes (each one costs a pass over the headers) */
 #define MOD_SLACK (4 * 1024 * 1024)
 #define MOD_HDRS_MAX 1000
 #define MILTER_VERSION 6
@@ -135,7 +135,7 @@ struct milter_session {
 	enum eom_phase phase;
 	size_t hidx, boff;
 	struct str newbody;
-	size_t mod_bytes, mod_hdrs; /* what the modifications added so far */
+	size_t mod_bytes, mod_hdrs; /* header octets and changes added so far */
 	bool replbody, quarantine, discard;
 	bool in_msg;       /* between MAIL and the end of message or abort */
 	/* the verdict, delivered from the loop (never from inside a callback
@@ -614,10 +614,16 @@ static int modification(struct mconn *m, char cmd, const char *data, size_t len)
 	if (ms->op != OP_EOM || ms->phase != E_WAIT_FINAL)
 		return -1;
 	/* a milter is not trusted to bound its own output */
-	ms->mod_bytes += len;
-	if (ms->mod_bytes > ms->message->len + MOD_SLACK ||
-	    (cmd != R_REPLBODY && cmd != R_QUARANTINE && ++ms->mod_hdrs > MOD_HDRS_MAX))
-		return -1;
+	if (cmd == R_REPLBODY) {
+		size_t body_len = ms->message->len - ms->body_off;
+		size_t have = ms->replbody ? ms->newbody.len : 0;
+		if (len > body_len + MOD_SLACK - have || have > body_len + MOD_SLACK)
+			return -1;
+	} else if (cmd != R_QUARANTINE) {
+		ms->mod_bytes += len;
+		if (ms->mod_bytes > MOD_SLACK || ++ms->mod_hdrs > MOD_HDRS_MAX)
+			return -1;
+	}
 	size_t u1, u2;
 	switch (cmd) {
 	case R_ADDHEADER: {
