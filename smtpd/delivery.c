@@ -256,7 +256,7 @@ static void handle_deliver(struct dworker *w, struct frame_reader *r)
 	p.queue_record = qlen ? xmemdup(q, qlen) : NULL;
 	p.queue_record_len = qlen;
 	if (n > 0)
-		p.prepared = store_prepare(p.data, p.size, p.parsed, p.parsed_size);
+		p.prepared = store_prepare(d->store, p.data, p.size, p.parsed, p.parsed_size);
 	if (d->n_batch == d->cap_batch) {
 		d->cap_batch = d->cap_batch ? d->cap_batch * 2 : 64;
 		d->batch = xreallocarray(d->batch, d->cap_batch, sizeof(*d->batch));

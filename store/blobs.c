@@ -64,7 +64,7 @@ static void encode_chunk(const uint8_t *data, size_t n, bool compress, uint8_t *
 }
 
 void blob_prepare(struct blob_prep *p, const void *data, size_t size, const void *parsed,
-		  size_t parsed_size)
+		  size_t parsed_size, bool compress)
 {
 	memset(p, 0, sizeof(*p));
 	blob_hash(data, size, p->id);
@@ -76,17 +76,17 @@ void blob_prepare(struct blob_prep *p, const void *data, size_t size, const void
 	for (uint32_t i = 0; i < p->n_chunks; i++) {
 		size_t off = (size_t)i * BLOB_CHUNK_SIZE;
 		size_t n = size - off < BLOB_CHUNK_SIZE ? size - off : BLOB_CHUNK_SIZE;
-		encode_chunk(bytes + off, n, true, &p->chunk[i], &p->chunk_len[i]);
+		encode_chunk(bytes + off, n, compress, &p->chunk[i], &p->chunk_len[i]);
 	}
 	if (parsed != NULL && parsed_size > 0 && parsed_size < UINT32_MAX)
 		encode_chunk(parsed, parsed_size, false, &p->parsed, &p->parsed_len);
 }
 
-struct store_prepared *store_prepare(const void *data, size_t size, const void *parsed,
-				     size_t parsed_size)
+struct store_prepared *store_prepare(const struct store *s, const void *data, size_t size,
+				     const void *parsed, size_t parsed_size)
 {
 	struct store_prepared *sp = xmalloc(sizeof(*sp));
-	blob_prepare(&sp->blob, data, size, parsed, parsed_size);
+	blob_prepare(&sp->blob, data, size, parsed, parsed_size, s->compress);
 	return sp;
 }
 
@@ -220,7 +220,7 @@ int blob_ref(struct store_txn *t, const void *data, size_t size, const void *par
 	     const char **error_r)
 {
 	struct blob_prep p;
-	blob_prepare(&p, data, size, parsed, parsed_size);
+	blob_prepare(&p, data, size, parsed, parsed_size, t->store->compress);
 	int ret = blob_ref_prepared(t, &p, refs, error_r);
 	memcpy(id_r, p.id, STORE_BLOB_ID_LEN);
 	blob_prep_free(&p);

@@ -280,7 +280,8 @@ static void fail_all(struct store_delivery *d, size_t n)
 		}
 }
 
-static struct blob_prep *prepare_all(const struct store_delivery *d, size_t n)
+static struct blob_prep *prepare_all(const struct store *s, const struct store_delivery *d,
+				     size_t n)
 {
 	struct blob_prep *preps = xcalloc(n ? n : 1, sizeof(*preps));
 	for (size_t i = 0; i < n; i++) {
@@ -288,7 +289,8 @@ static struct blob_prep *prepare_all(const struct store_delivery *d, size_t n)
 			preps[i] = d[i].prepared->blob;
 			preps[i].borrowed = true;
 		} else {
-			blob_prepare(&preps[i], d[i].data, d[i].size, d[i].parsed, d[i].parsed_size);
+			blob_prepare(&preps[i], d[i].data, d[i].size, d[i].parsed, d[i].parsed_size,
+				     s->compress);
 		}
 	}
 	return preps;
@@ -305,7 +307,7 @@ static void free_all(struct blob_prep *preps, size_t n)
 int store_txn_deliver(struct store_txn *t, struct store_delivery *d, size_t n,
 		      const char **error_r)
 {
-	struct blob_prep *preps = prepare_all(d, n);
+	struct blob_prep *preps = prepare_all(t->store, d, n);
 	int ret = deliver_all(t, d, n, preps, error_r);
 	free_all(preps, n);
 	return ret;
@@ -315,7 +317,7 @@ int store_deliver(struct store *s, struct store_delivery *d, size_t n, const cha
 {
 	/* Hash, cut and compress outside the write transaction, which other
 	 * processes wait on. */
-	struct deliver_ctx c = { d, n, prepare_all(d, n) };
+	struct deliver_ctx c = { d, n, prepare_all(s, d, n) };
 	int ret = store_write(s, deliver_fn, &c, error_r);
 	free_all(c.preps, n);
 	if (ret < 0)

@@ -11,6 +11,7 @@ void store_options_init(struct store_options *o, const struct settings *set, boo
 	memset(o, 0, sizeof(*o));
 	o->map_size = settings_num(set, S_GLOBAL_STORE_MAP_SIZE);
 	o->create = create;
+	o->no_compression = settings_num(set, S_GLOBAL_STORE_COMPRESSION) == 1;
 	int n;
 	char **pcts = settings_list(set, S_QUOTA_WARN, &n);
 	for (int i = 0; i < n && o->n_warn_percents < 8; i++) {

@@ -44,6 +44,7 @@ struct store {
 	char *notifyfile; /* DIR/store/notify: written after every commit */
 	int notify_write_fd;
 	bool read_only;
+	bool compress; /* zstd at rest (global.store_compression) */
 	uint64_t map_size;
 	int notify_fd;
 	unsigned warn_percents[8];
@@ -172,7 +173,7 @@ struct blob_prep {
 	bool borrowed;       /* a copy of a store_prepared's: not freed here */
 };
 void blob_prepare(struct blob_prep *p, const void *data, size_t size, const void *parsed,
-		  size_t parsed_size);
+		  size_t parsed_size, bool compress);
 void blob_prep_free(struct blob_prep *p);
 /* store_prepare()'s result */
 struct store_prepared {

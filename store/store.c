@@ -326,6 +326,7 @@ int store_open(const char *data_dir, const struct store_options *opts, struct st
 	s->notifyfile = str_steal(&path);
 	s->notify_write_fd = -1;
 	s->read_only = opts->read_only;
+	s->compress = !opts->no_compression;
 	s->notify_fd = -1;
 	s->map_size = opts->map_size ? opts->map_size : (1ULL << 30);
 	s->n_warn_percents = opts->n_warn_percents > 8 ? 8 : opts->n_warn_percents;

@@ -37,6 +37,7 @@ struct store_options {
 	uint64_t map_size;        /* initial map size; grows by itself (0: 1 GiB) */
 	bool create;              /* create the directory and environment if missing */
 	bool read_only;
+	bool no_compression;      /* store message bytes as they are (no zstd) */
 	/* quota warnings: ascending percentages (quota.warn), at most 8 */
 	unsigned warn_percents[8];
 	unsigned n_warn_percents;
@@ -346,8 +347,8 @@ int store_txn_deliver(struct store_txn *txn, struct store_delivery *deliveries, 
  * program that commits in another thread prepares the next messages while
  * the previous commit is written. The result is used by store_delivery's
  * prepared, then freed (NULL is ok). Never fails. */
-struct store_prepared *store_prepare(const void *data, size_t size, const void *parsed,
-				     size_t parsed_size);
+struct store_prepared *store_prepare(const struct store *store, const void *data, size_t size,
+				     const void *parsed, size_t parsed_size);
 void store_prepared_free(struct store_prepared **prep);
 
 /* Whether a message of size bytes (0: unknown) would fit the account now:

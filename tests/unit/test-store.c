@@ -955,7 +955,7 @@ START_TEST(test_prepared_delivery)
 	const size_t size = 150000; /* three chunks */
 	char *text = make_message(size, 31);
 	const char *rc[] = { "a@lamdong.gov.vn" };
-	struct store_prepared *prep = store_prepare(text, size, NULL, 0);
+	struct store_prepared *prep = store_prepare(st, text, size, NULL, 0);
 	struct store_rcpt r[1] = { { .address = rc[0] } };
 	struct store_delivery d = { .data = text, .size = size, .prepared = prep, .rcpts = r,
 				    .n_rcpts = 1 };
@@ -1042,6 +1042,34 @@ START_TEST(test_notify_after_commit)
 }
 END_TEST
 
+/* global.store_compression = none keeps the bytes as they are. */
+START_TEST(test_no_compression)
+{
+	store_close(&st);
+	struct store_options o = { .create = true, .no_compression = true };
+	ck_assert_int_eq(store_open(dir, &o, &st, &err), 0);
+	add_account("a@lamdong.gov.vn", 0);
+	const char *rc[] = { "a@lamdong.gov.vn" };
+	struct store_rcpt r[1];
+	char *text = make_message(300000, 19);
+	struct store_stats before, after;
+	ck_assert_int_eq(store_stats(st, &before, &err), 0);
+	deliver(text, 300000, rc, 1, r);
+	ck_assert_int_eq(store_stats(st, &after, &err), 0);
+	ck_assert_uint_ge((after.pages_used - before.pages_used) * 4096, 300000);
+	struct store_txn *t;
+	struct store_message m;
+	char *back = xmalloc(300000);
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	ck_assert_int_eq(store_txn_message_get(t, r[0].mailbox_id_out, 1, &m, &err), 1);
+	ck_assert_int_eq(store_txn_blob_read(t, m.blob, 0, back, 300000, &err), 0);
+	ck_assert(memcmp(back, text, 300000) == 0);
+	store_read_end(&t);
+	free(back);
+	free(text);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -1068,6 +1096,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_prepared_delivery);
 	tcase_add_test(tc, test_read_only_open);
 	tcase_add_test(tc, test_notify_after_commit);
+	tcase_add_test(tc, test_no_compression);
 	suite_add_tcase(s, tc);
 	return s;
 }
