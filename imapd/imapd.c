@@ -208,8 +208,8 @@ static int worker_main(struct tls_ctx *tls, struct net_list *trusted)
 	w.d.trusted = trusted;
 	apply_settings(&w.d);
 
-	struct store_options opts = { .map_size = settings_num(set, S_GLOBAL_STORE_MAP_SIZE),
-				      .create = true };
+	struct store_options opts;
+	store_options_init(&opts, set, true);
 	const char *err;
 	if (store_open(settings_str(set, S_GLOBAL_DATA_DIR), &opts, &w.d.store, &err) < 0) {
 		log_err("event=store_open_failed data_dir=%s error=\"%s\"",
@@ -411,8 +411,8 @@ int main(int argc, char **argv)
 	/* the store must be usable before anything listens */
 	struct store *store;
 	const char *serr;
-	struct store_options opts = { .map_size = settings_num(set, S_GLOBAL_STORE_MAP_SIZE),
-				      .create = true };
+	struct store_options opts;
+	store_options_init(&opts, set, true);
 	if (store_open(settings_str(set, S_GLOBAL_DATA_DIR), &opts, &store, &serr) < 0)
 		fatal("global.data_dir: %s: %s", settings_str(set, S_GLOBAL_DATA_DIR), serr);
 	store_close(&store);

@@ -558,18 +558,6 @@ static void on_term(void *ctx, int signo)
 	d->stopping = true;
 }
 
-static void store_options_from(const struct settings *set, struct store_options *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->map_size = settings_num(set, S_GLOBAL_STORE_MAP_SIZE);
-	o->create = true;
-	int n = 0;
-	char **list = settings_list(set, S_QUOTA_WARN, &n);
-	for (int i = 0; i < n && o->n_warn_percents < 8; i++)
-		o->warn_percents[o->n_warn_percents++] = (unsigned)strtoul(list[i], NULL, 10);
-	settings_list_free(&list);
-}
-
 int delivery_main(const struct delivery_args *args)
 {
 	struct delivery d;
@@ -583,7 +571,7 @@ int delivery_main(const struct delivery_args *args)
 		fatal("configuration: %s", error);
 	d.batch_max = settings_num(d.set, S_SMTPD_BATCH_MAX);
 	struct store_options o;
-	store_options_from(d.set, &o);
+	store_options_init(&o, d.set, true);
 	const char *serr;
 	const char *dir = settings_str(d.set, S_GLOBAL_DATA_DIR);
 	if (store_open(dir, &o, &d.store, &serr) < 0)

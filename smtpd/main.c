@@ -197,12 +197,8 @@ static int queue_main(struct settings *set, int argc, char **argv)
 	const char *cmd = argv[0];
 	bool ro = strcmp(cmd, "list") == 0 || strcmp(cmd, "show") == 0;
 	struct store_options o;
-	memset(&o, 0, sizeof(o));
-	o.map_size = settings_num(set, S_GLOBAL_STORE_MAP_SIZE);
-	/* read-write even for list/show: store_txn_queue_foreach fails with
-	 * EINVAL on a read-only store (reported to the store's owner) */
-	o.read_only = false;
-	(void)ro;
+	store_options_init(&o, set, false);
+	o.read_only = ro;
 	struct store *store;
 	const char *error;
 	const char *dir = settings_str(set, S_GLOBAL_DATA_DIR);

@@ -1335,9 +1335,7 @@ int outbound_main(const struct outbound_args *args)
 		     settings_str(ob.set, S_SMTPD_DNSSEC_TRUST_ANCHOR), &ob.dns, &error) < 0)
 		fatal("%s", error);
 	struct store_options so;
-	memset(&so, 0, sizeof(so));
-	so.map_size = settings_num(ob.set, S_GLOBAL_STORE_MAP_SIZE);
-	so.create = true;
+	store_options_init(&so, ob.set, true);
 	const char *why;
 	if (store_open(settings_str(ob.set, S_GLOBAL_DATA_DIR), &so, &ob.store, &why) < 0)
 		fatal("global.data_dir: %s: %s", settings_str(ob.set, S_GLOBAL_DATA_DIR), why);

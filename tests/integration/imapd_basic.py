@@ -252,11 +252,16 @@ def run(srv):
     with open(os.path.join(srv.dir, "none.conf"), "w") as f:
         f.write("[imapd]\nappend_limit = 2K\n")
     srv.proc.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
-    M = imaplib.IMAP4_SSL("127.0.0.1", srv.tls_port, ssl_context=srv.tls_context())
-    M.login(USER, PASSWORD)
-    check(b"APPENDLIMIT=2048" in M.capability()[1][0], "SIGHUP reloads the configuration file")
-    M.logout()
+    # every worker reloads on its own: poll (bounded) rather than guess a delay
+    reloaded = False
+    deadline = time.time() + 15
+    while not reloaded and time.time() < deadline:
+        time.sleep(0.2)
+        M = imaplib.IMAP4_SSL("127.0.0.1", srv.tls_port, ssl_context=srv.tls_context())
+        M.login(USER, PASSWORD)
+        reloaded = b"APPENDLIMIT=2048" in M.capability()[1][0]
+        M.logout()
+    check(reloaded, "SIGHUP reloads the configuration file")
     with open(os.path.join(srv.dir, "none.conf"), "w") as f:
         f.write("[imapd]\nno_such_key = 1\n")
     srv.proc.send_signal(signal.SIGHUP)
