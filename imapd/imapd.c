@@ -5,6 +5,7 @@
  * root. SIGTERM: workers say BYE to every session and exit; SIGHUP: the
  * certificate is reloaded without dropping connections. */
 #include "config.h"
+#include "frame.h"
 #include "imap-session.h"
 #include "ioloop.h"
 #include "listen.h"
@@ -18,10 +19,12 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +64,7 @@ static struct tls_ctx *load_tls(bool required)
 
 struct worker {
 	struct imapd d;
+	struct frame_chan *parent; /* reloads from the master */
 	struct io **ios;
 	struct io *notify_io;
 	struct timeout *poll_timer;
@@ -89,13 +93,27 @@ static void apply_settings(struct imapd *d)
 	d->max_connections = (unsigned)settings_num(set, S_IMAPD_MAX_CONNECTIONS);
 }
 
-/* SIGHUP: the configuration file read again (listeners and the store stay
- * as they are until a restart), trusted networks and the certificate
- * reloaded. On any error the old configuration stays. */
-static void reload(struct worker *w)
+/* Reload frames: the master (still root) reads the configuration file and
+ * the certificate and key on SIGHUP and hands them over; a worker, which
+ * runs as global.user, could not read a key that only root may read. */
+#define RELOAD_FRAME 1
+#define RELOAD_MAX (16 * 1024 * 1024)
+
+/* Applies a reload frame: trusted networks, the certificate and the
+ * settings new sessions take (listeners and the store stay as they are
+ * until a restart). On any error the old configuration stays. */
+static void worker_reload(struct worker *w, const void *data, size_t len)
 {
+	struct frame_reader r;
+	frame_reader_init(&r, data, len);
+	const char *text = frame_get_str(&r, RELOAD_MAX);
+	size_t clen, klen;
+	const void *cert = frame_get_bytes(&r, RELOAD_MAX, &clen);
+	const void *key = frame_get_bytes(&r, RELOAD_MAX, &klen);
+	if (!frame_reader_ok(&r))
+		fatal("malformed reload frame from the master");
 	char *err;
-	struct settings *n = settings_from_cli(conf_path, overrides, n_overrides, &err);
+	struct settings *n = settings_from_text(text, &err);
 	if (n == NULL) {
 		log_err("event=reload_failed error=\"%s\"", err);
 		free(err);
@@ -108,16 +126,14 @@ static void reload(struct worker *w)
 		settings_free(&n);
 		return;
 	}
-	if (w->d.tls != NULL) {
-		const char *cert = settings_str(n, S_TLS_CERT), *key = settings_str(n, S_TLS_KEY);
-		if (tls_ctx_reload(w->d.tls, cert, key[0] ? key : cert,
-				   settings_str(n, S_TLS_MIN_VERSION), &err) < 0) {
-			log_err("event=reload_failed error=\"%s\"", err);
-			free(err);
-			net_list_free(&trusted);
-			settings_free(&n);
-			return;
-		}
+	if (w->d.tls != NULL && clen > 0 &&
+	    tls_ctx_reload_mem(w->d.tls, cert, clen, key, klen, settings_str(n, S_TLS_MIN_VERSION),
+			       &err) < 0) {
+		log_err("event=reload_failed error=\"%s\"", err);
+		free(err);
+		net_list_free(&trusted);
+		settings_free(&n);
+		return;
 	}
 	/* sessions look at d->trusted only when they start */
 	net_list_free(&w->d.trusted);
@@ -126,6 +142,24 @@ static void reload(struct worker *w)
 	set = n;
 	apply_settings(&w->d);
 	log_info("event=reload");
+}
+
+static void stop_worker(struct worker *w);
+
+static void parent_frame(void *ctx, uint32_t type, const void *data, size_t len)
+{
+	if (type != RELOAD_FRAME)
+		fatal("malformed frame from the master");
+	worker_reload(ctx, data, len);
+}
+
+/* The master is gone: finish like on SIGTERM. */
+static void parent_gone(void *ctx, const char *error)
+{
+	struct worker *w = ctx;
+	(void)error;
+	frame_chan_free(&w->parent);
+	stop_worker(w);
 }
 
 static void accept_cb(void *ctx, unsigned revents)
@@ -180,13 +214,8 @@ static void stop_now(void *ctx)
 	ioloop_stop(w->d.loop);
 }
 
-static void worker_signal(void *ctx, int signo)
+static void stop_worker(struct worker *w)
 {
-	struct worker *w = ctx;
-	if (signo == SIGHUP) {
-		reload(w);
-		return;
-	}
 	if (w->stopping)
 		return;
 	w->stopping = true;
@@ -198,7 +227,17 @@ static void worker_signal(void *ctx, int signo)
 	w->stop_timer = timeout_add(w->d.loop, 200, stop_now, w);
 }
 
-static int worker_main(struct tls_ctx *tls, struct net_list *trusted)
+static void worker_signal(void *ctx, int signo)
+{
+	struct worker *w = ctx;
+	/* SIGHUP is the master's to handle (it sends a reload frame): a worker
+	 * that gets one directly (pkill -HUP) ignores it */
+	if (signo == SIGHUP)
+		return;
+	stop_worker(w);
+}
+
+static int worker_main(struct tls_ctx *tls, struct net_list *trusted, int parent_fd)
 {
 	struct worker w;
 	memset(&w, 0, sizeof(w));
@@ -206,6 +245,7 @@ static int worker_main(struct tls_ctx *tls, struct net_list *trusted)
 	w.d.loop = ioloop_create();
 	w.d.tls = tls;
 	w.d.trusted = trusted;
+	w.parent = frame_chan_new(w.d.loop, parent_fd, RELOAD_MAX + 1024, parent_frame, parent_gone, &w);
 	apply_settings(&w.d);
 
 	struct store_options opts;
@@ -255,6 +295,7 @@ static int worker_main(struct tls_ctx *tls, struct net_list *trusted)
 	ioloop_signal_remove(w.d.loop, SIGINT);
 	ioloop_signal_remove(w.d.loop, SIGHUP);
 	store_close(&w.d.store);
+	frame_chan_free(&w.parent);
 	ioloop_destroy(&w.d.loop);
 	net_list_free(&w.d.trusted);
 	return 0;
@@ -263,6 +304,9 @@ static int worker_main(struct tls_ctx *tls, struct net_list *trusted)
 /* ---- master ---- */
 
 static pid_t *children;
+static struct frame_chan **child_chans; /* the master's end of each reload channel */
+static int *child_fds;                  /* their fds, closed in the other workers */
+static struct ioloop *master_loop;
 static time_t *child_started;
 static unsigned n_children;
 static unsigned quick_deaths;
@@ -271,31 +315,115 @@ static bool master_stopping;
 static struct tls_ctx *master_tls;
 static struct net_list *master_trusted;
 
-static pid_t spawn_worker(void)
+static void child_chan_frame(void *ctx, uint32_t type, const void *data, size_t len)
 {
+	(void)ctx;
+	(void)type;
+	(void)data;
+	(void)len;
+	/* workers send nothing: a frame from one is a broken worker */
+	log_err("event=unexpected_frame_from_worker");
+}
+
+static void child_chan_gone(void *ctx, const char *error)
+{
+	unsigned i = (unsigned)(uintptr_t)ctx;
+	(void)error;
+	frame_chan_free(&child_chans[i]);
+	child_fds[i] = -1;
+}
+
+static pid_t spawn_worker(unsigned slot)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		log_err("event=socketpair_failed error=\"%s\"", strerror(errno));
+		return -1;
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_err("event=fork_failed error=\"%s\"", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
 		return -1;
 	}
 	if (pid == 0) {
 		ioloop_signals_reset();
+		close(sv[0]);
+		for (unsigned k = 0; k < n_children; k++)
+			if (child_fds[k] >= 0)
+				close(child_fds[k]);
 		/* the worker owns its list of trusted networks (reloaded on SIGHUP) */
 		struct net_list *trusted = master_trusted;
 		master_trusted = NULL;
-		int ret = worker_main(master_tls, trusted);
+		int ret = worker_main(master_tls, trusted, sv[1]);
 		/* the worker's own: frees what the master allocated too, so leak
 		 * checkers see a clean exit */
 		listen_close_all(&listeners, &n_listeners, false);
 		tls_ctx_free(&master_tls);
 		net_list_free(&master_trusted);
 		free(children);
+		free(child_chans);
+		free(child_fds);
 		free(child_started);
 		free(overrides);
 		settings_free(&set);
 		exit(ret);
 	}
+	close(sv[1]);
+	frame_chan_free(&child_chans[slot]);
+	child_chans[slot] = frame_chan_new(master_loop, sv[0], 64, child_chan_frame, child_chan_gone,
+					   (void *)(uintptr_t)slot);
+	child_fds[slot] = sv[0];
 	return pid;
+}
+
+/* SIGHUP: read the configuration file, the certificate and the key again
+ * (as root) and hand them to every worker; a bad file keeps the old one. */
+static void master_reload(void)
+{
+	char *err;
+	struct settings *n = settings_from_cli(conf_path, overrides, n_overrides, &err);
+	if (n == NULL) {
+		log_err("event=reload_failed error=\"%s\"", err);
+		free(err);
+		return;
+	}
+	struct str cert = STR_INIT, key = STR_INIT;
+	const char *cp = settings_str(n, S_TLS_CERT), *kp = settings_str(n, S_TLS_KEY);
+	if (cp[0] != '\0') {
+		struct tls_ctx *check;
+		if (tls_ctx_server_new(cp, kp[0] ? kp : cp, settings_str(n, S_TLS_MIN_VERSION), &check,
+				       &err) < 0) {
+			log_err("event=reload_failed error=\"%s\"", err);
+			free(err);
+			settings_free(&n);
+			return;
+		}
+		tls_ctx_free(&check);
+		(void)str_read_file(&cert, cp, RELOAD_MAX);
+		(void)str_read_file(&key, kp[0] ? kp : cp, RELOAD_MAX);
+	}
+	char *text = settings_to_text(n);
+	struct str f = STR_INIT;
+	frame_put_str(&f, text);
+	frame_put_bytes(&f, cert.s, cert.len);
+	frame_put_bytes(&f, key.s, key.len);
+	for (unsigned i = 0; i < n_children; i++)
+		if (children[i] > 0 && child_chans[i] != NULL)
+			frame_send(child_chans[i], RELOAD_FRAME, f.s, f.len);
+	if (f.s != NULL)
+		explicit_bzero(f.s, f.len);
+	if (key.s != NULL)
+		explicit_bzero(key.s, key.len);
+	str_free(&f);
+	str_free(&cert);
+	str_free(&key);
+	free(text);
+	/* workers started later get the new configuration from the start */
+	settings_free(&set);
+	set = n;
+	log_info("event=reload");
 }
 
 static void master_signal(void *ctx, int signo)
@@ -325,7 +453,7 @@ static void master_signal(void *ctx, int signo)
 						break;
 					}
 					sleep(1); /* no fork storm when workers die at once */
-					children[i] = spawn_worker();
+					children[i] = spawn_worker(i);
 					child_started[i] = time(NULL);
 				}
 			}
@@ -340,10 +468,7 @@ static void master_signal(void *ctx, int signo)
 		return;
 	}
 	if (signo == SIGHUP) {
-		log_info("event=reload");
-		for (unsigned i = 0; i < n_children; i++)
-			if (children[i] > 0)
-				kill(children[i], SIGHUP);
+		master_reload();
 		return;
 	}
 	if (master_stopping)
@@ -436,10 +561,15 @@ int main(int argc, char **argv)
 	    ioloop_signal_add(loop, SIGHUP, master_signal, loop, &e) < 0 ||
 	    ioloop_signal_add(loop, SIGCHLD, master_signal, loop, &e) < 0)
 		fatal("signals: %s", e);
+	master_loop = loop;
 	children = xcalloc(n_children, sizeof(pid_t));
+	child_chans = xcalloc(n_children, sizeof(*child_chans));
+	child_fds = xcalloc(n_children, sizeof(int));
+	for (unsigned i = 0; i < n_children; i++)
+		child_fds[i] = -1;
 	child_started = xcalloc(n_children, sizeof(time_t));
 	for (unsigned i = 0; i < n_children; i++) {
-		children[i] = spawn_worker();
+		children[i] = spawn_worker(i);
 		child_started[i] = time(NULL);
 	}
 	log_info("event=started workers=%u imap=\"%s\" imaps=\"%s\"", n_children, imap_list,
@@ -450,11 +580,15 @@ int main(int argc, char **argv)
 	ioloop_signal_remove(loop, SIGINT);
 	ioloop_signal_remove(loop, SIGHUP);
 	ioloop_signal_remove(loop, SIGCHLD);
+	for (unsigned i = 0; i < n_children; i++)
+		frame_chan_free(&child_chans[i]);
 	ioloop_destroy(&loop);
 	listen_close_all(&listeners, &n_listeners, true);
 	tls_ctx_free(&master_tls);
 	net_list_free(&master_trusted);
 	free(children);
+	free(child_chans);
+	free(child_fds);
 	free(child_started);
 	free(overrides);
 	settings_free(&set);

@@ -62,6 +62,12 @@ bool settings_is_set(const struct settings *set, enum setting_id id);
 char **settings_list(const struct settings *set, enum setting_id id, int *count_r);
 void settings_list_free(char ***list);
 
+/* The whole configuration as text (settings_dump's), and back: what a root
+ * parent that read the file hands to its unprivileged children on reload.
+ * settings_from_text returns NULL with *error_r on a malformed text. */
+char *settings_to_text(const struct settings *set);
+struct settings *settings_from_text(const char *text, char **error_r);
+
 /* Writes every setting as "section.key = value" (the -n option). */
 void settings_dump(const struct settings *set, FILE *out);
 /* Writes the reference page (markdown table) of every setting. */

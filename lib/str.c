@@ -2,6 +2,7 @@
 #include "str.h"
 #include "xalloc.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,4 +104,26 @@ void str_append_sanitized(struct str *str, const void *data, size_t len, size_t 
 		str->len += 3;
 	}
 	str->s[str->len] = '\0';
+}
+
+int str_read_file(struct str *str, const char *path, size_t max)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	char buf[4096];
+	size_t n, total = 0;
+	while (total < max && (n = fread(buf, 1, sizeof(buf), f)) > 0) {
+		if (n > max - total)
+			n = max - total;
+		str_append(str, buf, n);
+		total += n;
+	}
+	int err = ferror(f) ? EIO : 0;
+	fclose(f);
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	return 0;
 }

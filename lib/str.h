@@ -25,6 +25,9 @@ void str_truncate(struct str *str, size_t len);
 /* Returns the buffer (caller frees) and leaves str empty. */
 char *str_steal(struct str *str);
 void str_free(struct str *str);
+/* Appends the contents of the file at path, at most max bytes. Returns 0,
+ * or -1 with errno set. */
+int str_read_file(struct str *str, const char *path, size_t max);
 /* Appends at most max bytes of data with control and non-ASCII bytes
  * replaced by '?', for logging client input (STYLE 10). */
 void str_append_sanitized(struct str *str, const void *data, size_t len, size_t max);

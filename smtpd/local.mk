@@ -11,8 +11,8 @@ smtpd_congvu_smtpd_SOURCES = \
 	smtpd/main.c smtpd/smtpd.h smtpd/dproto.h \
 	smtpd/worker.c smtpd/delivery.c \
 	smtpd/milter.c smtpd/milter.h \
-	smtpd/iplimits.c smtpd/iplimits.h \
-	smtpd/settings-text.c
+	smtpd/iplimits.c smtpd/iplimits.h
+
 smtpd_congvu_smtpd_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) $(LMDB_CFLAGS)
 smtpd_congvu_smtpd_LDADD = $(LIBSMTPD) $(LIBCONGVU_STORE) $(LIBCONGVU_MIME) $(LIBCONGVU_NET) \
 	$(LIBCONGVU) $(PTHREAD_LIBS)

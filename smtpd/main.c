@@ -319,21 +319,6 @@ static void open_listeners(const struct settings *set, unsigned copies, struct l
 		fatal("smtpd: no listeners configured");
 }
 
-static char *read_file(const char *path, size_t *len_r)
-{
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return NULL;
-	struct str s = STR_INIT;
-	char buf[4096];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0 && s.len < DFRAME_RELOAD_MAX)
-		str_append(&s, buf, n);
-	fclose(f);
-	*len_r = s.len;
-	return s.s ? s.s : xstrdup("");
-}
-
 /* Started as root: the delivery process runs as global.user and must be
  * able to write the store, which congvu-quota may have created as root. */
 static void own_data_dir(const char *dir, uid_t uid, gid_t gid)
@@ -399,8 +384,13 @@ static void send_reload(struct parent *p)
 			return;
 		}
 		tls_ctx_free(&check);
-		cert = read_file(cp, &clen);
-		key = read_file(*kp ? kp : cp, &klen);
+		struct str cs = STR_INIT, ks = STR_INIT;
+		(void)str_read_file(&cs, cp, DFRAME_RELOAD_MAX);
+		(void)str_read_file(&ks, *kp ? kp : cp, DFRAME_RELOAD_MAX);
+		clen = cs.len;
+		klen = ks.len;
+		cert = str_steal(&cs);
+		key = str_steal(&ks);
 	}
 	char *text = settings_to_text(set);
 	struct str f = STR_INIT;

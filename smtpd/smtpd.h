@@ -44,7 +44,5 @@ struct delivery_args {
 int delivery_main(const struct delivery_args *args);
 
 /* The configuration as settings_dump() text, and back (DF_RELOAD). */
-char *settings_to_text(const struct settings *set);
-struct settings *settings_from_text(const char *text, char **error_r);
 
 #endif

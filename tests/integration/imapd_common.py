@@ -45,9 +45,6 @@ class Server:
     def __init__(self, trusted="127.0.0.0/8", extra=(), accounts=((USER, PASSWORD, None),),
                  data_dir=None):
         self.dir = tempfile.mkdtemp(prefix="congvu-imapd-test-")
-        # started as root, the workers drop to global.user and read the
-        # configuration and the certificate again on SIGHUP
-        os.chmod(self.dir, 0o755)
         self.data = data_dir or os.path.join(self.dir, "data")
         if data_dir is None:
             os.mkdir(self.data)
@@ -62,7 +59,6 @@ class Server:
                         "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "2", "-keyout", self.key,
                         "-out", self.cert], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=60)
-        os.chmod(self.key, 0o644)  # a throw-away test key, read by the workers on SIGHUP
         for (addr, pw, quota) in accounts:
             self.add_account(addr, pw, quota)
         self.port = free_port()
@@ -87,6 +83,8 @@ class Server:
                 "-o", "global.data_dir=" + self.data,
                 "-o", "tls.cert=" + self.cert, "-o", "tls.key=" + self.key,
                 "-o", "global.store_map_size=64M",
+                # started as root, the workers run as nobody: on SIGHUP the
+                # master reads the (root-only) files and hands them over
                 "-o", "global.user=nobody"]
 
     def add_account(self, addr, pw, quota=None):

@@ -251,6 +251,31 @@ START_TEST(test_dump_and_reference)
 }
 END_TEST
 
+/* What a root parent hands its children on reload comes back the same. */
+START_TEST(test_text_round_trip)
+{
+	struct settings *set = settings_new();
+	char *error = NULL;
+	ck_assert_int_eq(settings_override(set, "smtpd.lmtp_listen=", &error), 0);
+	ck_assert_int_eq(settings_override(set, "global.domains=a.vn b.vn", &error), 0);
+	ck_assert_int_eq(settings_override(set, "quota.personal=1G", &error), 0);
+	char *text = settings_to_text(set);
+	struct settings *back = settings_from_text(text, &error);
+	ck_assert_ptr_nonnull(back);
+	char *again = settings_to_text(back);
+	ck_assert_str_eq(text, again);
+	ck_assert_str_eq(settings_str(back, S_GLOBAL_DOMAINS), "a.vn b.vn");
+	ck_assert_str_eq(settings_str(back, S_SMTPD_LMTP_LISTEN), "");
+	ck_assert_uint_eq(settings_num(back, S_QUOTA_PERSONAL), 1ULL << 30);
+	ck_assert_ptr_null(settings_from_text("[quota]\npersonal 1G\n", &error));
+	free(error);
+	free(text);
+	free(again);
+	settings_free(&back);
+	settings_free(&set);
+}
+END_TEST
+
 static Suite *settings_suite(void)
 {
 	Suite *s = suite_create("settings");
@@ -263,6 +288,7 @@ static Suite *settings_suite(void)
 	tcase_add_test(tc, test_cli_override_wins_over_file);
 	tcase_add_test(tc, test_size_and_duration);
 	tcase_add_test(tc, test_dump_and_reference);
+	tcase_add_test(tc, test_text_round_trip);
 	suite_add_tcase(s, tc);
 	return s;
 }
