@@ -12,6 +12,7 @@
 #include "log.h"
 #include "net.h"
 #include "privsep.h"
+#include "reload.h"
 #include "settings.h"
 #include "store/store.h"
 #include "tls.h"
@@ -97,28 +98,24 @@ static void apply_settings(struct imapd *d)
  * the certificate and key on SIGHUP and hands them over; a worker, which
  * runs as global.user, could not read a key that only root may read. */
 #define RELOAD_FRAME 1
-#define RELOAD_MAX (16 * 1024 * 1024)
 
 /* Applies a reload frame: trusted networks, the certificate and the
  * settings new sessions take (listeners and the store stay as they are
  * until a restart). On any error the old configuration stays. */
 static void worker_reload(struct worker *w, const void *data, size_t len)
 {
-	struct frame_reader r;
-	frame_reader_init(&r, data, len);
-	const char *text = frame_get_str(&r, RELOAD_MAX);
-	size_t clen, klen;
-	const void *cert = frame_get_bytes(&r, RELOAD_MAX, &clen);
-	const void *key = frame_get_bytes(&r, RELOAD_MAX, &klen);
-	if (!frame_reader_ok(&r))
+	struct reload rl;
+	char *err = NULL;
+	if (reload_parse(data, len, &rl, &err) < 0)
 		fatal("malformed reload frame from the master");
-	char *err;
-	struct settings *n = settings_from_text(text, &err);
+	struct settings *n = rl.set;
 	if (n == NULL) {
 		log_err("event=reload_failed error=\"%s\"", err);
 		free(err);
 		return;
 	}
+	const void *cert = rl.cert, *key = rl.key;
+	size_t clen = rl.cert_len, klen = rl.key_len;
 	struct net_list *trusted;
 	if (net_list_parse(settings_str(n, S_IMAPD_TRUSTED_NETWORKS), &trusted, &err) < 0) {
 		log_err("event=reload_failed error=\"imapd.trusted_networks: %s\"", err);
@@ -245,7 +242,7 @@ static int worker_main(struct tls_ctx *tls, struct net_list *trusted, int parent
 	w.d.loop = ioloop_create();
 	w.d.tls = tls;
 	w.d.trusted = trusted;
-	w.parent = frame_chan_new(w.d.loop, parent_fd, RELOAD_MAX + 1024, parent_frame, parent_gone, &w);
+	w.parent = frame_chan_new(w.d.loop, parent_fd, RELOAD_FRAME_MAX, parent_frame, parent_gone, &w);
 	apply_settings(&w.d);
 
 	struct store_options opts;
@@ -383,43 +380,18 @@ static pid_t spawn_worker(unsigned slot)
 static void master_reload(void)
 {
 	char *err;
-	struct settings *n = settings_from_cli(conf_path, overrides, n_overrides, &err);
-	if (n == NULL) {
+	struct settings *n;
+	struct str f = STR_INIT;
+	if (reload_build(conf_path, overrides, n_overrides, &n, &f, &err) < 0) {
 		log_err("event=reload_failed error=\"%s\"", err);
 		free(err);
 		return;
 	}
-	struct str cert = STR_INIT, key = STR_INIT;
-	const char *cp = settings_str(n, S_TLS_CERT), *kp = settings_str(n, S_TLS_KEY);
-	if (cp[0] != '\0') {
-		struct tls_ctx *check;
-		if (tls_ctx_server_new(cp, kp[0] ? kp : cp, settings_str(n, S_TLS_MIN_VERSION), &check,
-				       &err) < 0) {
-			log_err("event=reload_failed error=\"%s\"", err);
-			free(err);
-			settings_free(&n);
-			return;
-		}
-		tls_ctx_free(&check);
-		(void)str_read_file(&cert, cp, RELOAD_MAX);
-		(void)str_read_file(&key, kp[0] ? kp : cp, RELOAD_MAX);
-	}
-	char *text = settings_to_text(n);
-	struct str f = STR_INIT;
-	frame_put_str(&f, text);
-	frame_put_bytes(&f, cert.s, cert.len);
-	frame_put_bytes(&f, key.s, key.len);
 	for (unsigned i = 0; i < n_children; i++)
 		if (children[i] > 0 && child_chans[i] != NULL)
 			frame_send(child_chans[i], RELOAD_FRAME, f.s, f.len);
-	if (f.s != NULL)
-		explicit_bzero(f.s, f.len);
-	if (key.s != NULL)
-		explicit_bzero(key.s, key.len);
+	explicit_bzero(f.s, f.len);
 	str_free(&f);
-	str_free(&cert);
-	str_free(&key);
-	free(text);
 	/* workers started later get the new configuration from the start */
 	settings_free(&set);
 	set = n;

@@ -9,7 +9,8 @@ lib_libcongvu_net_a_SOURCES = \
 	lib/net.c lib/net.h \
 	lib/sasl.c lib/sasl.h \
 	lib/frame.c lib/frame.h \
-	lib/privsep.c lib/privsep.h
+	lib/privsep.c lib/privsep.h \
+	lib/reload.c lib/reload.h
 lib_libcongvu_net_a_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
 
 LIBCONGVU_NET = lib/libcongvu-net.a $(OPENSSL_LIBS)

@@ -9,6 +9,7 @@
  * transactions (the store lets them run beside the write). Password hashes
  * are verified in a helper thread, so a slow hash never holds up commits. */
 #include "config.h"
+#include "reload.h"
 #include "dproto.h"
 #include "frame.h"
 #include "ioloop.h"
@@ -517,18 +518,11 @@ static void worker_gone(void *ctx, const char *error)
 static void parent_frame(void *ctx, uint32_t type, const void *data, size_t len)
 {
 	struct delivery *d = ctx;
-	struct frame_reader r;
-	frame_reader_init(&r, data, len);
-	if (type != DF_RELOAD)
-		fatal("malformed frame from the parent");
-	const char *text = frame_get_str(&r, DFRAME_RELOAD_MAX);
-	size_t n;
-	(void)frame_get_bytes(&r, DFRAME_RELOAD_MAX, &n);
-	(void)frame_get_bytes(&r, DFRAME_RELOAD_MAX, &n);
-	if (!frame_reader_ok(&r))
-		fatal("malformed frame from the parent");
+	struct reload rl;
 	char *error = NULL;
-	struct settings *set = settings_from_text(text, &error);
+	if (type != DF_RELOAD || reload_parse(data, len, &rl, &error) < 0)
+		fatal("malformed frame from the parent");
+	struct settings *set = rl.set;
 	if (set == NULL) {
 		log_err("event=reload_failed error=\"%s\"", error);
 		free(error);
@@ -617,7 +611,7 @@ int delivery_main(const struct delivery_args *args)
 						   worker_frame, worker_gone, &d.workers[i]);
 	}
 	if (args->parent_fd >= 0)
-		d.parent = frame_chan_new(d.loop, args->parent_fd, DFRAME_RELOAD_MAX * 3,
+		d.parent = frame_chan_new(d.loop, args->parent_fd, RELOAD_FRAME_MAX,
 					  parent_frame, parent_gone, &d);
 	log_info("event=started process=delivery store=%s", dir);
 	if (d.n_workers > 0)

@@ -37,7 +37,6 @@ enum { DQ_NONE = 0, DQ_QUEUED = 1, DQ_FAILED = 2 };
 
 /* Largest frame besides DF_DELIVER, whose bound follows max_message_size. */
 #define DFRAME_SMALL_MAX (256 * 1024)
-#define DFRAME_RELOAD_MAX (4 * 1024 * 1024)
 /* Recipients per DF_DELIVER, beyond smtpd.max_recipients' own bound. */
 #define DFRAME_RCPTS_MAX 100000
 

@@ -18,6 +18,7 @@
 #include "outbound.h"
 #include "privsep.h"
 #include "queue-record.h"
+#include "reload.h"
 #include "smtpd.h"
 #include "store/store.h"
 #include "str.h"
@@ -365,48 +366,18 @@ static void child_setup(const struct settings *set, pid_t parent)
 static void send_reload(struct parent *p)
 {
 	char *error = NULL;
-	struct settings *set =
-		settings_from_cli(p->conf_path, p->overrides, p->n_overrides, &error);
-	if (set == NULL) {
+	struct settings *set;
+	struct str f = STR_INIT;
+	if (reload_build(p->conf_path, p->overrides, p->n_overrides, &set, &f, &error) < 0) {
 		log_err("event=reload_failed error=\"%s\"", error);
 		free(error);
 		return;
 	}
-	size_t clen = 0, klen = 0;
-	char *cert = NULL, *key = NULL;
-	const char *cp = settings_str(set, S_TLS_CERT), *kp = settings_str(set, S_TLS_KEY);
-	if (*cp != '\0') {
-		struct tls_ctx *check;
-		if (tls_ctx_server_new(cp, kp, settings_str(set, S_TLS_MIN_VERSION), &check, &error) < 0) {
-			log_err("event=reload_failed error=\"%s\"", error);
-			free(error);
-			settings_free(&set);
-			return;
-		}
-		tls_ctx_free(&check);
-		struct str cs = STR_INIT, ks = STR_INIT;
-		(void)str_read_file(&cs, cp, DFRAME_RELOAD_MAX);
-		(void)str_read_file(&ks, *kp ? kp : cp, DFRAME_RELOAD_MAX);
-		clen = cs.len;
-		klen = ks.len;
-		cert = str_steal(&cs);
-		key = str_steal(&ks);
-	}
-	char *text = settings_to_text(set);
-	struct str f = STR_INIT;
-	frame_put_str(&f, text);
-	frame_put_bytes(&f, cert, clen);
-	frame_put_bytes(&f, key, klen);
 	for (size_t i = 0; i < p->n_chans; i++)
 		if (p->chans[i] != NULL)
 			frame_send(p->chans[i], DF_RELOAD, f.s, f.len);
 	explicit_bzero(f.s, f.len);
 	str_free(&f);
-	if (key != NULL)
-		explicit_bzero(key, klen);
-	free(cert);
-	free(key);
-	free(text);
 	settings_free(&p->set);
 	p->set = set;
 	log_info("event=reload");

@@ -8,6 +8,7 @@
  * records its recipients' results; the message's last job also ends the
  * attempt (retry time, expiry, DSNs, removal) in that same transaction. */
 #include "config.h"
+#include "reload.h"
 #include "outbound.h"
 #include "outbound-private.h"
 #include "address.h"
@@ -1286,18 +1287,11 @@ static struct ob_cfg *cfg_new(const struct settings *set, char **error_r)
 static void on_parent_frame(void *ctx, uint32_t type, const void *data, size_t len)
 {
 	struct ob *ob = ctx;
-	struct frame_reader r;
-	frame_reader_init(&r, data, len);
-	if (type != DF_RELOAD)
-		fatal("malformed frame from the parent");
-	const char *text = frame_get_str(&r, DFRAME_RELOAD_MAX);
-	size_t n;
-	(void)frame_get_bytes(&r, DFRAME_RELOAD_MAX, &n);
-	(void)frame_get_bytes(&r, DFRAME_RELOAD_MAX, &n);
-	if (!frame_reader_ok(&r))
-		fatal("malformed frame from the parent");
+	struct reload rl;
 	char *error = NULL;
-	struct settings *set = settings_from_text(text, &error);
+	if (type != DF_RELOAD || reload_parse(data, len, &rl, &error) < 0)
+		fatal("malformed frame from the parent");
+	struct settings *set = rl.set;
 	struct ob_cfg *cfg = set ? cfg_new(set, &error) : NULL;
 	settings_free(&set);
 	if (cfg == NULL) {
@@ -1351,7 +1345,7 @@ int outbound_main(const struct outbound_args *args)
 	ob.commit_defer = defer_new(ob.loop, commit_all, &ob);
 	ob.wake_defer = defer_new(ob.loop, wake_waiting, &ob);
 	if (args->parent_fd >= 0)
-		ob.parent = frame_chan_new(ob.loop, args->parent_fd, DFRAME_RELOAD_MAX,
+		ob.parent = frame_chan_new(ob.loop, args->parent_fd, RELOAD_FRAME_MAX,
 					   on_parent_frame, on_parent_gone, &ob);
 	ob.scan_due_ms = ioloop_now_ms(ob.loop);
 	int sigs[] = { SIGTERM, SIGINT };

@@ -4,6 +4,7 @@
  * the delivery process for everything that needs the store. It never opens
  * the store and runs without privileges. */
 #include "config.h"
+#include "reload.h"
 #include "address.h"
 #include "conn.h"
 #include "dproto.h"
@@ -1136,18 +1137,13 @@ static void on_term(void *ctx, int signo)
 static void parent_frame(void *ctx, uint32_t type, const void *data, size_t len)
 {
 	struct worker *w = ctx;
-	struct frame_reader r;
-	frame_reader_init(&r, data, len);
-	if (type != DF_RELOAD)
-		fatal("malformed frame from the parent");
-	const char *text = frame_get_str(&r, DFRAME_RELOAD_MAX);
-	size_t clen, klen;
-	const char *cert = frame_get_bytes(&r, DFRAME_RELOAD_MAX, &clen);
-	const char *key = frame_get_bytes(&r, DFRAME_RELOAD_MAX, &klen);
-	if (!frame_reader_ok(&r))
-		fatal("malformed frame from the parent");
+	struct reload rl;
 	char *error = NULL;
-	struct settings *set = settings_from_text(text, &error);
+	if (type != DF_RELOAD || reload_parse(data, len, &rl, &error) < 0)
+		fatal("malformed frame from the parent");
+	struct settings *set = rl.set;
+	const char *cert = rl.cert, *key = rl.key;
+	size_t clen = rl.cert_len, klen = rl.key_len;
 	struct wconfig cfg;
 	if (set == NULL || wconfig_load(&cfg, set, &error) < 0) {
 		log_err("event=reload_failed worker=%u error=\"%s\"", w->id, error ? error : "?");
@@ -1216,7 +1212,7 @@ int worker_main(const struct worker_args *a)
 	w.delivery = frame_chan_new(w.loop, a->delivery_fd, DFRAME_SMALL_MAX, delivery_frame,
 				    delivery_gone, &w);
 	if (a->parent_fd >= 0)
-		w.parent = frame_chan_new(w.loop, a->parent_fd, DFRAME_RELOAD_MAX * 3, parent_frame,
+		w.parent = frame_chan_new(w.loop, a->parent_fd, RELOAD_FRAME_MAX, parent_frame,
 					  parent_gone, &w);
 	const char *why;
 	ioloop_signal_add(w.loop, SIGTERM, on_term, &w, &why);

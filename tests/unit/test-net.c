@@ -5,6 +5,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,9 @@
 #include "ioloop.h"
 #include "listen.h"
 #include "net.h"
+#include "reload.h"
 #include "sasl.h"
+#include "settings.h"
 #include "str.h"
 #include "tls.h"
 #include "xalloc.h"
@@ -781,12 +784,50 @@ START_TEST(test_frames)
 }
 END_TEST
 
+/* The reload frame carries the configuration (and the TLS files) from a
+ * root parent to its children; a cut frame is refused. */
+START_TEST(test_reload_frame)
+{
+	char path[] = "/tmp/congvu-test-reload-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	const char *conf = "[quota]\npersonal = 3G\n";
+	ck_assert_int_eq(write(fd, conf, strlen(conf)), (ssize_t)strlen(conf));
+	close(fd);
+	char *over[] = { "global.domains=a.vn" };
+	struct settings *set = NULL;
+	struct str f = STR_INIT;
+	char *error = NULL;
+	ck_assert_int_eq(reload_build(path, over, 1, &set, &f, &error), 0);
+	struct reload rl;
+	ck_assert_int_eq(reload_parse(f.s, f.len, &rl, &error), 0);
+	ck_assert_ptr_nonnull(rl.set);
+	ck_assert_uint_eq(settings_num(rl.set, S_QUOTA_PERSONAL), 3ULL << 30);
+	ck_assert_str_eq(settings_str(rl.set, S_GLOBAL_DOMAINS), "a.vn");
+	ck_assert_uint_eq(rl.cert_len, 0);
+	ck_assert_uint_eq(rl.key_len, 0);
+	settings_free(&rl.set);
+	ck_assert_int_eq(reload_parse(f.s, f.len - 1, &rl, &error), -1);
+	/* a bad file keeps the old configuration: the build fails */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	ck_assert_int_eq(write(fd, "[nowhere]\n", 10), 10);
+	close(fd);
+	settings_free(&set);
+	ck_assert_int_eq(reload_build(path, NULL, 0, &set, &f, &error), -1);
+	ck_assert(strstr(error, "nowhere") != NULL);
+	free(error);
+	str_free(&f);
+	unlink(path);
+}
+END_TEST
+
 static Suite *net_suite(void)
 {
 	Suite *s = suite_create("net");
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_timeouts);
+	tcase_add_test(tc, test_reload_frame);
 	tcase_add_test(tc, test_defer);
 	tcase_add_test(tc, test_signal);
 	tcase_add_test(tc, test_conn_plain);
