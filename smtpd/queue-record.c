@@ -146,21 +146,28 @@ void queue_record_add_rcpt(struct queue_record *r, const char *addr, unsigned no
 	q->reported = false;
 }
 
+/* Splits v at single spaces into exactly n fields; -1 when there are more
+ * or fewer. */
+static int split_fields(const char *v, size_t len, const char **f, size_t *fl, size_t n)
+{
+	size_t i = 0;
+	const char *p = v, *end = v + len;
+	while (p < end && i < n) {
+		const char *sp = memchr(p, ' ', (size_t)(end - p));
+		const char *e = sp ? sp : end;
+		f[i] = p;
+		fl[i] = (size_t)(e - p);
+		i++;
+		p = sp ? sp + 1 : end;
+	}
+	return i == n && p == end ? 0 : -1;
+}
+
 static int parse_rcpt(struct queue_record *r, const char *v, size_t len)
 {
 	const char *f[4];
 	size_t fl[4];
-	size_t n = 0;
-	const char *p = v, *end = v + len;
-	while (p < end && n < 4) {
-		const char *sp = memchr(p, ' ', (size_t)(end - p));
-		const char *e = sp ? sp : end;
-		f[n] = p;
-		fl[n] = (size_t)(e - p);
-		n++;
-		p = sp ? sp + 1 : end;
-	}
-	if (n != 4 || p != end || r->n_rcpts >= QUEUE_RECORD_MAX_RCPTS)
+	if (split_fields(v, len, f, fl, 4) < 0 || r->n_rcpts >= QUEUE_RECORD_MAX_RCPTS)
 		return -1;
 	int64_t notify;
 	if (parse_i64(f[1], fl[1], &notify) < 0 || notify > 15)
@@ -192,18 +199,8 @@ static int parse_rinfo(struct queue_record *r, const char *v, size_t len)
 {
 	const char *f[5];
 	size_t fl[5];
-	size_t n = 0;
-	const char *p = v, *end = v + len;
-	while (p < end && n < 5) {
-		const char *sp = memchr(p, ' ', (size_t)(end - p));
-		const char *e = sp ? sp : end;
-		f[n] = p;
-		fl[n] = (size_t)(e - p);
-		n++;
-		p = sp ? sp + 1 : end;
-	}
 	int64_t idx;
-	if (n != 5 || p != end || parse_i64(f[0], fl[0], &idx) < 0 ||
+	if (split_fields(v, len, f, fl, 5) < 0 || parse_i64(f[0], fl[0], &idx) < 0 ||
 	    (uint64_t)idx >= r->n_rcpts || fl[1] != 1 || (f[1][0] != '0' && f[1][0] != '1'))
 		return -1;
 	struct queue_rcpt *q = &r->rcpts[idx];
