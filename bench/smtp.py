@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,24 +37,14 @@ QUOTA = os.path.join(BUILD, "quota", "congvu-quota")
 LOAD = os.path.join(BUILD, "bench", "smtp-load")
 DOMAIN = "lamdong.gov.vn"
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "integration"))
+import testnet  # noqa: E402
+from testnet import free_port  # noqa: E402
 
 
 def wait_port(port, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
+    return testnet.wait_port("127.0.0.1", port, timeout)
 
 
 def users(n):

@@ -15,6 +15,9 @@ import sys
 import tempfile
 import time
 
+import testnet
+from testnet import free_port  # noqa: F401 (the tests import it from here)
+
 BUILD = os.path.abspath(os.environ.get("top_builddir", "."))
 SRC = os.path.abspath(os.environ.get("top_srcdir", "."))
 SMTPD = os.path.join(BUILD, "smtpd", "congvu-smtpd")
@@ -33,23 +36,8 @@ def check(cond, msg):
         fail(msg)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def wait_port(port, timeout=15.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+    return testnet.wait_port("127.0.0.1", port, timeout)
 
 
 def make_cert(directory, name="cert"):
