@@ -3,7 +3,7 @@
 EXTRA_PROGRAMS += bench/bench-store
 bench_bench_store_SOURCES = bench/store.c
 bench_bench_store_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS)
-bench_bench_store_LDADD = $(LIBCONGVU_STORE) $(LIBCONGVU) $(LMDB_LIBS)
+bench_bench_store_LDADD = $(LIBCONGVU_STORE) $(LIBCONGVU) $(LMDB_LIBS) $(PTHREAD_LIBS)
 CLEANFILES += bench/bench-store
 
 bench: bench/bench-store

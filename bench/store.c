@@ -6,10 +6,12 @@
  * This file includes <lmdb.h> for the raw peer figure only; congvu code
  * reaches LMDB through store/.
  *
- * usage: bench-store [DIR] [SECONDS-PER-CASE] */
+ * usage: bench-store [DIR] [SECONDS-PER-CASE] [BATCHxRCPTS]
+ * (the last, e.g. 64x1, runs that case only: for profiling) */
 #include "config.h"
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +25,9 @@
 
 #define MSG_SIZE 10240
 #define ACCOUNTS 200
+#define PREPARE_THREADS_MAX 8
+
+static int n_prepare; /* preparing threads: one per CPU */
 
 static double raw_bytes_per_msg;
 
@@ -137,6 +142,52 @@ struct result {
 	double bytes_per_msg; /* data file bytes per stored message (recipient copy) */
 };
 
+/* Messages made ready for the store (hashed, compressed) by preparing
+ * threads, one per CPU, as congvu-smtpd's delivery process prepares them
+ * while a commit runs; the committing thread takes them a batch at a time. */
+struct item {
+	char *msg;
+	struct store_prepared *prep;
+};
+
+struct feed {
+	pthread_mutex_t mu;
+	pthread_cond_t cv_items, cv_space;
+	struct item *ring;
+	size_t cap, head, n;
+	unsigned long seq;
+	bool stop;
+	struct store *st;
+};
+
+static void *prepare_thread(void *ctx)
+{
+	struct feed *f = ctx;
+	for (;;) {
+		pthread_mutex_lock(&f->mu);
+		unsigned long seq = ++f->seq;
+		bool stop = f->stop;
+		pthread_mutex_unlock(&f->mu);
+		if (stop)
+			return NULL;
+		struct item it = { xmalloc(MSG_SIZE), NULL };
+		make_message(it.msg, seq);
+		it.prep = store_prepare(f->st, it.msg, MSG_SIZE, NULL, 0);
+		pthread_mutex_lock(&f->mu);
+		while (f->n == f->cap && !f->stop)
+			pthread_cond_wait(&f->cv_space, &f->mu);
+		if (f->stop) {
+			pthread_mutex_unlock(&f->mu);
+			store_prepared_free(&it.prep);
+			free(it.msg);
+			return NULL;
+		}
+		f->ring[(f->head + f->n++) % f->cap] = it;
+		pthread_cond_signal(&f->cv_items);
+		pthread_mutex_unlock(&f->mu);
+	}
+}
+
 static struct result congvu(const char *base, int batch, int rcpts, double seconds, bool zstd)
 {
 	char dir[512];
@@ -157,18 +208,39 @@ static struct result congvu(const char *base, int batch, int rcpts, double secon
 			exit(1);
 		}
 	}
+	struct feed f = { .cap = 2 * (size_t)batch, .st = st };
+	f.ring = xcalloc(f.cap, sizeof(*f.ring));
+	pthread_mutex_init(&f.mu, NULL);
+	pthread_cond_init(&f.cv_items, NULL);
+	pthread_cond_init(&f.cv_space, NULL);
+	pthread_t th[PREPARE_THREADS_MAX];
+	for (int i = 0; i < n_prepare; i++)
+		pthread_create(&th[i], NULL, prepare_thread, &f);
+
 	struct store_delivery *d = xcalloc((size_t)batch, sizeof(*d));
 	struct store_rcpt *r = xcalloc((size_t)batch * (size_t)rcpts, sizeof(*r));
-	char *msgs = xmalloc((size_t)batch * MSG_SIZE);
-	unsigned long seq = 0, next_rcpt = 0, delivered = 0;
+	struct item *items = xcalloc((size_t)batch, sizeof(*items));
+	unsigned long next_rcpt = 0, delivered = 0;
 	double start = now(), end = start + seconds;
 	while (now() < end) {
+		pthread_mutex_lock(&f.mu);
+		while (f.n < (size_t)batch)
+			pthread_cond_wait(&f.cv_items, &f.mu);
 		for (int i = 0; i < batch; i++) {
-			make_message(msgs + (size_t)i * MSG_SIZE, ++seq);
-			d[i].data = msgs + (size_t)i * MSG_SIZE;
+			items[i] = f.ring[f.head];
+			f.head = (f.head + 1) % f.cap;
+			f.n--;
+		}
+		pthread_cond_broadcast(&f.cv_space);
+		pthread_mutex_unlock(&f.mu);
+		for (int i = 0; i < batch; i++) {
+			memset(&d[i], 0, sizeof(d[i]));
+			d[i].data = items[i].msg;
 			d[i].size = MSG_SIZE;
+			d[i].prepared = items[i].prep;
 			d[i].rcpts = r + (size_t)i * (size_t)rcpts;
 			d[i].n_rcpts = (size_t)rcpts;
+			d[i].unique = true; /* as congvu-smtpd delivers */
 			for (int j = 0; j < rcpts; j++) {
 				memset(&d[i].rcpts[j], 0, sizeof(struct store_rcpt));
 				d[i].rcpts[j].address = addrs[next_rcpt++ % ACCOUNTS];
@@ -183,16 +255,33 @@ static struct result congvu(const char *base, int batch, int rcpts, double secon
 				fprintf(stderr, "deliver: recipient status %d\n", r[i].status);
 				exit(1);
 			}
+		for (int i = 0; i < batch; i++) {
+			store_prepared_free(&items[i].prep);
+			free(items[i].msg);
+		}
 		delivered += (unsigned long)batch;
 	}
 	struct result res;
 	res.rate = (double)delivered / (now() - start);
+
+	pthread_mutex_lock(&f.mu);
+	f.stop = true;
+	pthread_cond_broadcast(&f.cv_space);
+	pthread_mutex_unlock(&f.mu);
+	for (int i = 0; i < n_prepare; i++)
+		pthread_join(th[i], NULL);
+	for (; f.n > 0; f.n--, f.head = (f.head + 1) % f.cap) {
+		store_prepared_free(&f.ring[f.head].prep);
+		free(f.ring[f.head].msg);
+	}
+	free(f.ring);
+
 	struct store_stats s;
 	store_stats(st, &s, &err);
 	res.bytes_per_msg = (double)(s.pages_used * s.page_size) / (double)s.messages;
 	free(d);
 	free(r);
-	free(msgs);
+	free(items);
 	store_close(&st);
 	rm_rf(dir);
 	return res;
@@ -204,15 +293,23 @@ int main(int argc, char **argv)
 	bool own_dir = argc <= 1 || argv[1][0] == '\0';
 	const char *base = own_dir ? mkdtemp(tmpl) : argv[1];
 	double seconds = argc > 2 ? atof(argv[2]) : 3.0;
+	int only_batch = 0, only_rcpts = 0;
+	if (argc > 3 && (sscanf(argv[3], "%dx%d", &only_batch, &only_rcpts) != 2 ||
+			 only_batch <= 0 || only_rcpts <= 0))
+		seconds = 0;
 	if (base == NULL || seconds <= 0) {
-		fprintf(stderr, "usage: bench-store [DIR] [SECONDS]\n");
+		fprintf(stderr, "usage: bench-store [DIR] [SECONDS] [BATCHxRCPTS]\n");
 		return 2;
 	}
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	n_prepare = cpus < 1 ? 1 : cpus > PREPARE_THREADS_MAX ? PREPARE_THREADS_MAX : (int)cpus;
 	printf("bench/store: durable deliveries of %d-byte messages (fsync on commit), %s\n",
 	       MSG_SIZE, base);
-	printf("congvu: store_deliver() with global.store_compression = zstd (the default) and "
-	       "none;\nraw: LMDB put of the same uncompressed bytes + commit, batch puts per "
-	       "commit.\n");
+	printf("congvu: store_deliver() of batches of messages made ready by store_prepare() in %d "
+	       "thread(s)\n(one per CPU, as congvu-smtpd's delivery process does while a commit "
+	       "runs),\nwith global.store_compression = zstd (the default) and none;\n"
+	       "raw: LMDB put of the same uncompressed bytes + commit, batch puts per commit.\n",
+	       n_prepare);
 	printf("%-5s %-5s | %10s %10s %6s %8s | %10s %10s %6s %8s | %10s %8s\n", "batch", "rcpts",
 	       "zstd msg/s", "rcpt/s", "ratio", "disk B", "none msg/s", "rcpt/s", "ratio", "disk B",
 	       "raw put/s", "disk B");
@@ -220,8 +317,12 @@ int main(int argc, char **argv)
 	static const int rcpts[] = { 1, 20 };
 	int missed[2] = { 0, 0 };
 	for (size_t b = 0; b < 3; b++) {
+		if (only_batch != 0 && only_batch != batches[b])
+			continue;
 		double raw = raw_lmdb(base, batches[b], seconds);
 		for (size_t r = 0; r < 2; r++) {
+			if (only_rcpts != 0 && only_rcpts != rcpts[r])
+				continue;
 			struct result z = congvu(base, batches[b], rcpts[r], seconds, true);
 			struct result n = congvu(base, batches[b], rcpts[r], seconds, false);
 			printf("%-5d %-5d | %10.0f %10.0f %5.0f%% %8.0f | %10.0f %10.0f %5.0f%% %8.0f | "

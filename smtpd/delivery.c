@@ -341,6 +341,7 @@ static int commit_fn(struct store_txn *t, void *ctx, const char **error_r)
 				.prepared = p->prepared,
 				.rcpts = p->rcpts,
 				.n_rcpts = p->n_rcpts,
+				.unique = true, /* our Received: names the session and time */
 			};
 			if (store_txn_deliver(t, &del, 1, error_r) < 0)
 				return -1;

@@ -145,7 +145,11 @@ static void notice_deliver(struct ob *ob, struct store_txn *txn, struct commit *
 		struct store_rcpt sr;
 		memset(&sr, 0, sizeof(sr));
 		sr.address = norm;
-		struct store_delivery d = { .data = m.s, .size = m.len, .rcpts = &sr, .n_rcpts = 1 };
+		struct store_delivery d = { .data = m.s,
+					     .size = m.len,
+					     .rcpts = &sr,
+					     .n_rcpts = 1,
+					     .unique = true }; /* its own Message-ID */
 		if (store_txn_deliver(txn, &d, 1, error_r) < 0) {
 			*ret_r = -1;
 		} else if (sr.status == RCPT_OVER_QUOTA) {
@@ -917,7 +921,10 @@ static void job_deliver_local(struct ob_job *job)
 	struct str data = STR_INIT;
 	str_printf(&data, "Return-Path: <%s>\r\n", msg->rec.from);
 	str_append(&data, msg->data, msg->size);
-	struct store_delivery d = { .data = data.s, .size = data.len, .rcpts = sr, .n_rcpts = k };
+	/* unique: the bytes carry our Received: field */
+	struct store_delivery d = {
+		.data = data.s, .size = data.len, .rcpts = sr, .n_rcpts = k, .unique = true
+	};
 	const char *error = NULL;
 	int ret = k > 0 ? store_deliver(ob->store, &d, 1, &error) : 0;
 	k = 0;

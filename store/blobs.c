@@ -35,6 +35,23 @@ void blob_hash(const void *data, size_t len, uint8_t out[STORE_BLOB_ID_LEN])
 	unsigned int n = STORE_BLOB_ID_LEN;
 	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != STORE_BLOB_ID_LEN)
 		abort(); /* a broken libcrypto: nothing sensible to do */
+	/* A leading zero byte marks sequential ids (blob_unique_id). */
+	if (out[0] == 0)
+		out[0] = 1;
+}
+
+/* The id of bytes stored without content addressing: a zero byte, the
+ * storage number (56 bits, big-endian) and the first 24 bytes of the
+ * content hash. New ids sort after each other in one corner of the blobs
+ * B-tree, so a delivery appends to a page already dirty instead of
+ * rewriting a random one. */
+static void blob_unique_id(uint8_t id[STORE_BLOB_ID_LEN], uint64_t seq,
+			   const uint8_t hash[STORE_BLOB_ID_LEN])
+{
+	id[0] = 0;
+	for (int i = 0; i < 7; i++)
+		id[1 + i] = (uint8_t)(seq >> (8 * (6 - i)));
+	memcpy(id + 8, hash, STORE_BLOB_ID_LEN - 8);
 }
 
 /* format byte + bytes, compressed when that saves at least 1/16 */
@@ -182,18 +199,30 @@ static int next_chunk_seq(struct store_txn *t, uint64_t *seq_r, const char **err
 	return 0;
 }
 
-int blob_ref_prepared(struct store_txn *t, const struct blob_prep *p, uint64_t refs,
-		      const char **error_r)
+int blob_ref_prepared(struct store_txn *t, const struct blob_prep *p, uint64_t refs, bool unique,
+		      uint8_t id_r[STORE_BLOB_ID_LEN], const char **error_r)
 {
 	struct blob_rec b;
-	int ret = blob_load(t, p->id, &b, error_r);
+	uint64_t seq = 0;
+	if (unique) {
+		if (next_chunk_seq(t, &seq, error_r) < 0)
+			return -1;
+		blob_unique_id(id_r, seq, p->id);
+	} else {
+		memcpy(id_r, p->id, STORE_BLOB_ID_LEN);
+	}
+	/* A unique id can exist already only for identical bytes under the
+	 * same storage number (a message of no bytes takes no chunk): shared. */
+	int ret = blob_load(t, id_r, &b, error_r);
 	if (ret < 0)
 		return -1;
 	if (ret == 1) {
 		b.refcount += refs;
-		return blob_save(t, p->id, &b, error_r);
+		return blob_save(t, id_r, &b, error_r);
 	}
-	if (next_chunk_seq(t, &b.seq, error_r) < 0)
+	if (unique)
+		b.seq = seq;
+	else if (next_chunk_seq(t, &b.seq, error_r) < 0)
 		return -1;
 	b.refcount = refs;
 	b.size = p->size;
@@ -212,17 +241,16 @@ int blob_ref_prepared(struct store_txn *t, const struct blob_prep *p, uint64_t r
 			   error_r) < 0)
 			return -1;
 	}
-	return blob_save(t, p->id, &b, error_r);
+	return blob_save(t, id_r, &b, error_r);
 }
 
 int blob_ref(struct store_txn *t, const void *data, size_t size, const void *parsed,
-	     size_t parsed_size, uint64_t refs, uint8_t id_r[STORE_BLOB_ID_LEN],
+	     size_t parsed_size, uint64_t refs, bool unique, uint8_t id_r[STORE_BLOB_ID_LEN],
 	     const char **error_r)
 {
 	struct blob_prep p;
 	blob_prepare(&p, data, size, parsed, parsed_size, t->store->compress);
-	int ret = blob_ref_prepared(t, &p, refs, error_r);
-	memcpy(id_r, p.id, STORE_BLOB_ID_LEN);
+	int ret = blob_ref_prepared(t, &p, refs, unique, id_r, error_r);
 	blob_prep_free(&p);
 	return ret;
 }

@@ -73,7 +73,7 @@ static int insert_warning(struct store_txn *t, struct store_account *a, unsigned
 	warning_message(&msg, a, percent);
 	uint8_t id[STORE_BLOB_ID_LEN];
 	uint32_t uid;
-	ret = blob_ref(t, msg.s, msg.len, NULL, 0, 1, id, error_r);
+	ret = blob_ref(t, msg.s, msg.len, NULL, 0, 1, true, id, error_r);
 	if (ret == 0)
 		ret = mailbox_append(t, inbox, 0, 0, (int64_t)time(NULL), msg.len, id, &uid, error_r);
 	if (ret == 0) {
@@ -199,6 +199,7 @@ static int deliver_one(struct store_txn *t, struct store_delivery *d,
 		       const struct blob_prep *prep, struct store_mailbox *m, const char **error_r)
 {
 	bool stored = false;
+	uint8_t id[STORE_BLOB_ID_LEN];
 	int64_t idate = d->internal_date ? d->internal_date : (int64_t)time(NULL);
 	for (size_t i = 0; i < d->n_rcpts; i++) {
 		struct store_rcpt *r = &d->rcpts[i];
@@ -233,12 +234,12 @@ static int deliver_one(struct store_txn *t, struct store_delivery *d,
 			if (mailbox_load(t, m->id, m, error_r) <= 0)
 				return -1;
 		}
-		ret = stored ? blob_addref(t, prep->id, error_r)
-			     : blob_ref_prepared(t, prep, 1, error_r);
+		ret = stored ? blob_addref(t, id, error_r)
+			     : blob_ref_prepared(t, prep, 1, d->unique, id, error_r);
 		if (ret < 0)
 			return -1;
 		stored = true;
-		if (mailbox_append(t, m, r->flags, kw, idate, d->size, prep->id, &r->uid, error_r) <
+		if (mailbox_append(t, m, r->flags, kw, idate, d->size, id, &r->uid, error_r) <
 			    0 ||
 		    usage_apply(t, &a, (int64_t)d->size, 1, error_r) < 0)
 			return -1;

@@ -15,7 +15,7 @@ int store_txn_queue_add(struct store_txn *t, const void *record, size_t record_l
 	uint64_t id;
 	uint8_t blob[STORE_BLOB_ID_LEN], key[8];
 	if (meta_next(t, "next_queue", &id, error_r) < 0 ||
-	    blob_ref(t, data, size, NULL, 0, 1, blob, error_r) < 0)
+	    blob_ref(t, data, size, NULL, 0, 1, true, blob, error_r) < 0)
 		return -1;
 	uint8_t *val = xmalloc(STORE_BLOB_ID_LEN + record_len);
 	memcpy(val, blob, STORE_BLOB_ID_LEN);

@@ -179,15 +179,18 @@ void blob_prep_free(struct blob_prep *p);
 struct store_prepared {
 	struct blob_prep blob;
 };
-/* Adds refs references to the blob, storing its chunks when it is new. */
-int blob_ref_prepared(struct store_txn *t, const struct blob_prep *p, uint64_t refs,
-		      const char **error_r);
+/* Adds refs references to the blob, storing its chunks when it is new;
+ * *id_r gets its id: the content hash, or with unique (bytes known to be
+ * unlike any other, such as a delivery with its own Received: field) a
+ * sequential id that is never looked up by content. */
+int blob_ref_prepared(struct store_txn *t, const struct blob_prep *p, uint64_t refs, bool unique,
+		      uint8_t id_r[STORE_BLOB_ID_LEN], const char **error_r);
 
 void blob_hash(const void *data, size_t len, uint8_t out[STORE_BLOB_ID_LEN]);
 /* blob_prepare + blob_ref_prepared, inside the transaction; *id_r gets the
  * blob id. */
 int blob_ref(struct store_txn *t, const void *data, size_t size, const void *parsed,
-	     size_t parsed_size, uint64_t refs, uint8_t id_r[STORE_BLOB_ID_LEN],
+	     size_t parsed_size, uint64_t refs, bool unique, uint8_t id_r[STORE_BLOB_ID_LEN],
 	     const char **error_r);
 /* The message size recorded in a blob record value (for statistics). */
 uint64_t blob_record_size(const void *rec, size_t len);

@@ -214,7 +214,10 @@ enum {
 	MSG_SYSTEM_FLAGS = 0x1f,
 };
 
-#define STORE_BLOB_ID_LEN 32 /* SHA-256 of the message bytes */
+/* A blob id is the SHA-256 of the message bytes (content-addressed: the
+ * same bytes stored again share it), or for a delivery marked unique a
+ * sequential id (see store_delivery). Either way an opaque handle. */
+#define STORE_BLOB_ID_LEN 32
 
 struct store_message {
 	uint32_t uid;
@@ -330,6 +333,12 @@ struct store_delivery {
 	int64_t internal_date;    /* 0: now */
 	struct store_rcpt *rcpts;
 	size_t n_rcpts;
+	/* The bytes cannot equal any stored before (SMTP and LMTP add a
+	 * Received: field naming the session and the time): stored under a
+	 * sequential id without the content look-up, so the new index entry
+	 * lands beside the previous delivery's instead of on a random page of
+	 * the blobs B-tree. Still stored once for all of its recipients. */
+	bool unique;
 };
 
 /* Delivers the deliveries in one durable transaction (group commit): bytes

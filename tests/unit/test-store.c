@@ -255,6 +255,90 @@ START_TEST(test_expunge_last_reference_frees)
 }
 END_TEST
 
+/* Unique deliveries (SMTP): one blob for all recipients of a delivery, a
+ * new one for the next delivery even of the same bytes, found by no
+ * content look-up; freed with the last reference; an empty message twice
+ * (same storage number, same content) shares its record safely. */
+static void deliver_unique(const char *msg, size_t size, const char **rcpts, size_t n,
+			   struct store_rcpt *out)
+{
+	memset(out, 0, n * sizeof(*out));
+	for (size_t i = 0; i < n; i++)
+		out[i].address = rcpts[i];
+	struct store_delivery d = {
+		.data = msg, .size = size, .rcpts = out, .n_rcpts = n, .unique = true
+	};
+	if (store_deliver(st, &d, 1, &err) < 0)
+		ck_abort_msg("deliver: %s", err);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(out[i].status, RCPT_OK);
+}
+
+static struct store_message get_message(const struct store_rcpt *r)
+{
+	struct store_txn *t;
+	struct store_message m;
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	ck_assert_int_eq(store_txn_message_get(t, r->mailbox_id_out, r->uid, &m, &err), 1);
+	store_read_end(&t);
+	return m;
+}
+
+START_TEST(test_unique_delivery)
+{
+	add_account("a@lamdong.gov.vn", 0);
+	add_account("b@lamdong.gov.vn", 0);
+	const char *rcpts[] = { "a@lamdong.gov.vn", "b@lamdong.gov.vn" };
+	const size_t size = 70000; /* two chunks */
+	char *msg = make_message(size, 41);
+	struct store_rcpt r1[2], r2[2], r3[1], e1[1], e2[1];
+	deliver_unique(msg, size, rcpts, 2, r1);
+	struct store_message a1 = get_message(&r1[0]), b1 = get_message(&r1[1]);
+	ck_assert(memcmp(a1.blob, b1.blob, STORE_BLOB_ID_LEN) == 0);
+	deliver_unique(msg, size, rcpts, 2, r2);
+	struct store_message a2 = get_message(&r2[0]);
+	ck_assert(memcmp(a1.blob, a2.blob, STORE_BLOB_ID_LEN) != 0);
+	/* a content-addressed delivery of the same bytes is a third blob, not
+	 * confused with the unique ones */
+	deliver(msg, size, rcpts, 1, r3);
+	struct store_stats s;
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.blobs, 3);
+	ck_assert_uint_eq(s.blob_bytes, 3 * size);
+	char *back = xmalloc(size);
+	struct store_txn *t;
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	ck_assert_int_eq(store_txn_blob_read(t, a2.blob, 0, back, size, &err), 0);
+	ck_assert(memcmp(back, msg, size) == 0);
+	ck_assert_int_eq(store_txn_blob_read(t, b1.blob, 65000, back, size - 65000, &err), 0);
+	ck_assert(memcmp(back, msg + 65000, size - 65000) == 0);
+	store_read_end(&t);
+
+	deliver_unique("", 0, rcpts, 1, e1);
+	deliver_unique("", 0, rcpts, 1, e2);
+	struct store_message m1 = get_message(&e1[0]), m2 = get_message(&e2[0]);
+	ck_assert_uint_eq(m1.size, 0);
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.blobs, memcmp(m1.blob, m2.blob, STORE_BLOB_ID_LEN) == 0 ? 4 : 5);
+
+	/* expunging everything of a frees a1's blob only once b lets go too */
+	uint32_t uids[] = { 1, 2, 3, 4, 5 };
+	struct expunge_ctx c = { .mailbox = inbox_id("a@lamdong.gov.vn"), .uids = uids, .n = 5 };
+	ck_assert_int_eq(store_write(st, expunge_fn, &c, &err), 0);
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.blobs, 2); /* b's two unique copies */
+	c.mailbox = inbox_id("b@lamdong.gov.vn");
+	c.n = 2;
+	ck_assert_int_eq(store_write(st, expunge_fn, &c, &err), 0);
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.blobs, 0);
+	ck_assert_uint_eq(s.chunks, 0);
+	ck_assert_uint_eq(get_account("a@lamdong.gov.vn").used_bytes, 0);
+	free(back);
+	free(msg);
+}
+END_TEST
+
 /* Random deliver/copy/move/expunge/delete sequences keep usage exact. */
 START_TEST(test_quota_exact_random)
 {
@@ -1094,6 +1178,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_recalc_repairs_drift);
 	tcase_add_test(tc, test_compression_round_trip);
 	tcase_add_test(tc, test_prepared_delivery);
+	tcase_add_test(tc, test_unique_delivery);
 	tcase_add_test(tc, test_read_only_open);
 	tcase_add_test(tc, test_notify_after_commit);
 	tcase_add_test(tc, test_no_compression);
