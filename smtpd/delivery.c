@@ -2,8 +2,9 @@
  * store. It answers recipient look-ups and password checks for the session
  * workers and commits their accepted messages in batches (group commit):
  * the write transaction and its fsync run in a commit thread, and every
- * DF_DELIVER that arrives meanwhile is hashed and compressed at once (the
- * costly part of storing a message) and goes into the next transaction.
+ * DF_DELIVER that arrives meanwhile is hashed and compressed (the costly
+ * part of storing a message) by preparing threads, one per CPU, and goes
+ * into the next transaction once ready.
  * Each session gets its reply only after the transaction holding its
  * message is durable. Look-ups are answered meanwhile from read
  * transactions (the store lets them run beside the write). Password hashes
@@ -47,11 +48,25 @@ struct pending {
 	size_t n_rcpts;
 	char *queue_record;
 	size_t queue_record_len;
-	struct store_prepared *prepared; /* hashed and compressed on arrival */
+	struct prep_job *job;            /* its preparation, until taken */
+	struct store_prepared *prepared; /* hashed and compressed */
 	/* results */
 	uint32_t queued;
 	uint64_t queue_id;
 };
+
+/* A message for the preparing threads; done and result under pmu. */
+struct prep_job {
+	struct prep_job *next;
+	const void *data;
+	size_t size;
+	const void *parsed;
+	size_t parsed_size;
+	struct store_prepared *result;
+	bool done;
+};
+
+#define PREP_THREADS_MAX 8
 
 struct auth_job {
 	struct auth_job *next;
@@ -89,6 +104,16 @@ struct delivery {
 	const char *cerror;
 	int cefd;
 	struct io *cio;
+	/* the preparing threads */
+	pthread_t pthreads[PREP_THREADS_MAX];
+	size_t n_pthreads;
+	pthread_mutex_t pmu;
+	pthread_cond_t pcv;      /* a job queued, or stop */
+	pthread_cond_t pdone_cv; /* a job done */
+	struct prep_job *pjobs, **pjobs_tail;
+	bool pstop;
+	int pefd;
+	struct io *pio;
 	/* the password thread */
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -156,6 +181,82 @@ static void auth_done(void *ctx, unsigned revents)
 		explicit_bzero(j, sizeof(*j));
 		free(j);
 	}
+}
+
+/* ---- the preparing threads ---- */
+
+static void *prep_thread(void *ctx)
+{
+	struct delivery *d = ctx;
+	pthread_mutex_lock(&d->pmu);
+	for (;;) {
+		while (d->pjobs == NULL && !d->pstop)
+			pthread_cond_wait(&d->pcv, &d->pmu);
+		if (d->pjobs == NULL)
+			break;
+		struct prep_job *j = d->pjobs;
+		d->pjobs = j->next;
+		if (d->pjobs == NULL)
+			d->pjobs_tail = &d->pjobs;
+		pthread_mutex_unlock(&d->pmu);
+		struct store_prepared *r =
+			store_prepare(d->store, j->data, j->size, j->parsed, j->parsed_size);
+		pthread_mutex_lock(&d->pmu);
+		j->result = r;
+		j->done = true;
+		pthread_cond_broadcast(&d->pdone_cv);
+		uint64_t one = 1;
+		if (write(d->pefd, &one, sizeof(one)) < 0) {
+			/* the counter cannot overflow in practice; nothing to do */
+		}
+	}
+	pthread_mutex_unlock(&d->pmu);
+	return NULL;
+}
+
+static void prep_queue(struct delivery *d, struct pending *p)
+{
+	struct prep_job *j = xcalloc(1, sizeof(*j));
+	j->data = p->data;
+	j->size = p->size;
+	j->parsed = p->parsed;
+	j->parsed_size = p->parsed_size;
+	p->job = j;
+	pthread_mutex_lock(&d->pmu);
+	*d->pjobs_tail = j;
+	d->pjobs_tail = &j->next;
+	pthread_cond_signal(&d->pcv);
+	pthread_mutex_unlock(&d->pmu);
+}
+
+static bool ready(const struct pending *p)
+{
+	return p->job == NULL || p->job->done;
+}
+
+/* Waits until some waiting message is ready to commit. */
+static void prep_wait_any(struct delivery *d)
+{
+	pthread_mutex_lock(&d->pmu);
+	for (;;) {
+		bool any = false;
+		for (size_t i = 0; i < d->n_batch && !any; i++)
+			any = ready(&d->batch[i]);
+		if (any || d->n_batch == 0)
+			break;
+		pthread_cond_wait(&d->pdone_cv, &d->pmu);
+	}
+	pthread_mutex_unlock(&d->pmu);
+}
+
+static void prep_done(void *ctx, unsigned revents)
+{
+	struct delivery *d = ctx;
+	(void)revents;
+	uint64_t n;
+	if (read(d->pefd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		fatal("eventfd read: %s", strerror(errno));
+	defer_schedule(d->commit);
 }
 
 /* ---- requests ---- */
@@ -257,7 +358,7 @@ static void handle_deliver(struct dworker *w, struct frame_reader *r)
 	p.queue_record = qlen ? xmemdup(q, qlen) : NULL;
 	p.queue_record_len = qlen;
 	if (n > 0)
-		p.prepared = store_prepare(d->store, p.data, p.size, p.parsed, p.parsed_size);
+		prep_queue(d, &p);
 	if (d->n_batch == d->cap_batch) {
 		d->cap_batch = d->cap_batch ? d->cap_batch * 2 : 64;
 		d->batch = xreallocarray(d->batch, d->cap_batch, sizeof(*d->batch));
@@ -276,6 +377,8 @@ static void pending_free(struct pending *p)
 	free(p->parsed);
 	free(p->queue_record);
 	store_prepared_free(&p->prepared);
+	/* a job is taken (commit_start) before its message can be freed */
+	free(p->job);
 }
 
 /* ---- the group commit ---- */
@@ -385,19 +488,36 @@ static void *commit_thread(void *ctx)
 	return NULL;
 }
 
-/* Hands up to batch_max waiting messages to the commit thread. */
+/* Hands up to batch_max waiting messages that are prepared to the commit
+ * thread (none ready: a finished preparation calls again). */
 static void commit_start(struct delivery *d)
 {
 	if (d->committing || d->n_batch == 0)
 		return;
-	size_t n = d->n_batch < d->batch_max ? d->n_batch : d->batch_max;
-	if (n > d->cap_inflight) {
-		d->cap_inflight = n;
-		d->inflight = xreallocarray(d->inflight, n, sizeof(*d->inflight));
+	size_t max = d->n_batch < d->batch_max ? d->n_batch : d->batch_max;
+	if (max > d->cap_inflight) {
+		d->cap_inflight = max;
+		d->inflight = xreallocarray(d->inflight, max, sizeof(*d->inflight));
 	}
-	memcpy(d->inflight, d->batch, n * sizeof(*d->batch));
-	memmove(d->batch, d->batch + n, (d->n_batch - n) * sizeof(*d->batch));
-	d->n_batch -= n;
+	size_t n = 0, keep = 0;
+	pthread_mutex_lock(&d->pmu);
+	for (size_t i = 0; i < d->n_batch; i++) {
+		struct pending *p = &d->batch[i];
+		if (n < max && ready(p)) {
+			if (p->job != NULL) {
+				p->prepared = p->job->result;
+				free(p->job);
+				p->job = NULL;
+			}
+			d->inflight[n++] = *p;
+		} else {
+			d->batch[keep++] = *p;
+		}
+	}
+	pthread_mutex_unlock(&d->pmu);
+	d->n_batch = keep;
+	if (n == 0)
+		return;
 	d->n_inflight = n;
 	d->committing = true;
 	pthread_mutex_lock(&d->cmu);
@@ -471,6 +591,7 @@ static void commit_all(struct delivery *d)
 {
 	commit_wait(d);
 	while (d->n_batch > 0) {
+		prep_wait_any(d);
 		commit_start(d);
 		commit_wait(d);
 	}
@@ -590,6 +711,19 @@ int delivery_main(const struct delivery_args *args)
 	pthread_cond_init(&d.cv, NULL);
 	if (pthread_create(&d.thread, NULL, auth_thread, &d) != 0)
 		fatal("cannot start the password thread");
+	d.pefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d.pefd < 0)
+		fatal("eventfd: %s", strerror(errno));
+	d.pio = io_add(d.loop, d.pefd, IO_READ, prep_done, &d);
+	pthread_mutex_init(&d.pmu, NULL);
+	pthread_cond_init(&d.pcv, NULL);
+	pthread_cond_init(&d.pdone_cv, NULL);
+	d.pjobs_tail = &d.pjobs;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	d.n_pthreads = cpus < 1 ? 1 : cpus > PREP_THREADS_MAX ? PREP_THREADS_MAX : (size_t)cpus;
+	for (size_t i = 0; i < d.n_pthreads; i++)
+		if (pthread_create(&d.pthreads[i], NULL, prep_thread, &d) != 0)
+			fatal("cannot start a preparing thread");
 	d.cefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (d.cefd < 0)
 		fatal("eventfd: %s", strerror(errno));
@@ -626,6 +760,14 @@ int delivery_main(const struct delivery_args *args)
 	free(d.inflight);
 	io_remove(&d.cio);
 	close(d.cefd);
+	pthread_mutex_lock(&d.pmu);
+	d.pstop = true;
+	pthread_cond_broadcast(&d.pcv);
+	pthread_mutex_unlock(&d.pmu);
+	for (size_t i = 0; i < d.n_pthreads; i++)
+		pthread_join(d.pthreads[i], NULL);
+	io_remove(&d.pio);
+	close(d.pefd);
 	pthread_mutex_lock(&d.mu);
 	d.thread_stop = true;
 	pthread_cond_signal(&d.cv);
