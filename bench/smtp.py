@@ -17,7 +17,7 @@ Beside the rates it prints the latency of a message (MAIL to the final
 and of the generator.
 
 Usage: bench/smtp.py [--messages N] [--quick] [--only congvu|postfix]
-                     [--sessions N --rcpts N]
+                     [--sessions N --rcpts N] [--compression zstd|none]
 Run from the build directory (top_builddir) or set top_builddir. Needs
 root (Postfix and Dovecot are started privately on loopback ports)."""
 
@@ -92,7 +92,7 @@ def children(pid):
 
 
 class Congvu:
-    def __init__(self, tmp, nusers):
+    def __init__(self, tmp, nusers, compression="zstd"):
         self.dir = os.path.join(tmp, "congvu")
         os.makedirs(self.dir)
         os.chmod(tmp, 0o755)
@@ -101,10 +101,10 @@ class Congvu:
         self.conf = os.path.join(self.dir, "congvu.conf")
         with open(self.conf, "w") as f:
             f.write("[global]\nhostname = mx.bench\ndomains = %s\ndata_dir = %s/data\n"
-                    "user = nobody\nstore_map_size = 4G\n"
+                    "user = nobody\nstore_map_size = 4G\nstore_compression = %s\n"
                     "[smtpd]\nsmtp_listen = 127.0.0.1:%d\nsubmission_listen =\n"
                     "smtps_listen =\nlmtp_listen =\nmax_sessions_per_ip = 1000\n"
-                    % (DOMAIN, self.dir, self.port))
+                    % (DOMAIN, self.dir, compression, self.port))
         for u in users(nusers):
             r = subprocess.run([QUOTA, "-c", self.conf, "account", "add", u, "--quota", "0"],
                                input="x\n", capture_output=True, text=True)
@@ -286,6 +286,8 @@ def main():
     ap.add_argument("--only", choices=("congvu", "postfix"), help="one side only")
     ap.add_argument("--sessions", type=int, help="one case: this many sessions")
     ap.add_argument("--rcpts", type=int, default=1, help="with --sessions: recipients")
+    ap.add_argument("--compression", choices=("zstd", "none"), default="zstd",
+                    help="congvu's global.store_compression (default zstd, the default)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/smtp.py: run as root (it starts private Postfix and Dovecot instances)")
@@ -301,7 +303,7 @@ def main():
     cv = pd = None
     try:
         if a.only != "postfix":
-            cv = Congvu(tmp, 20)
+            cv = Congvu(tmp, 20, a.compression)
         if a.only != "congvu":
             pd = PostfixDovecot(tmp, 20)
         print("10 KB messages, %d per case (200 minimum); messages/s (higher is better),"

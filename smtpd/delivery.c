@@ -4,7 +4,11 @@
  * the write transaction and its fsync run in a commit thread, and every
  * DF_DELIVER that arrives meanwhile is hashed and compressed (the costly
  * part of storing a message) by preparing threads, one per CPU, and goes
- * into the next transaction once ready.
+ * into the next transaction once ready. Under load, a message that finds
+ * more than smtpd.compress_backlog others waiting for the preparing threads
+ * is stored uncompressed: compression yields CPU to accepting mail, as
+ * Postfix's stress mode trades its timeouts (doc/smtpd.md), and a
+ * compacting thread compresses those bytes once deliveries pause.
  * Each session gets its reply only after the transaction holding its
  * message is durable. Look-ups are answered meanwhile from read
  * transactions (the store lets them run beside the write). Password hashes
@@ -21,6 +25,8 @@
 #include "xalloc.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -67,6 +73,8 @@ struct prep_job {
 };
 
 #define PREP_THREADS_MAX 8
+#define COMPACT_IDLE_MS 500
+#define COMPACT_STEP 64 /* chunks per compaction transaction */
 
 struct auth_job {
 	struct auth_job *next;
@@ -111,9 +119,20 @@ struct delivery {
 	pthread_cond_t pcv;      /* a job queued, or stop */
 	pthread_cond_t pdone_cv; /* a job done */
 	struct prep_job *pjobs, **pjobs_tail;
+	size_t n_pjobs;        /* queued, not yet taken by a thread */
+	size_t compress_backlog; /* smtpd.compress_backlog; under pmu */
+	uint64_t stored_raw;   /* messages left uncompressed (under pmu) */
 	bool pstop;
 	int pefd;
 	struct io *pio;
+	/* the compacting thread (store_compact when no message has arrived for
+	 * COMPACT_IDLE_MS) */
+	pthread_t kthread;
+	pthread_mutex_t kmu;
+	pthread_cond_t kcv;
+	bool kstop;
+	uint64_t kseen; /* stored_raw when the last pass found nothing left */
+	_Atomic uint64_t last_arrival_ms;
 	/* the password thread */
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -198,9 +217,13 @@ static void *prep_thread(void *ctx)
 		d->pjobs = j->next;
 		if (d->pjobs == NULL)
 			d->pjobs_tail = &d->pjobs;
+		bool compress = d->compress_backlog == 0 || d->n_pjobs <= d->compress_backlog;
+		d->n_pjobs--;
+		if (!compress)
+			d->stored_raw++;
 		pthread_mutex_unlock(&d->pmu);
-		struct store_prepared *r =
-			store_prepare(d->store, j->data, j->size, j->parsed, j->parsed_size);
+		struct store_prepared *r = store_prepare_as(d->store, j->data, j->size, j->parsed,
+							    j->parsed_size, compress);
 		pthread_mutex_lock(&d->pmu);
 		j->result = r;
 		j->done = true;
@@ -225,6 +248,7 @@ static void prep_queue(struct delivery *d, struct pending *p)
 	pthread_mutex_lock(&d->pmu);
 	*d->pjobs_tail = j;
 	d->pjobs_tail = &j->next;
+	d->n_pjobs++;
 	pthread_cond_signal(&d->pcv);
 	pthread_mutex_unlock(&d->pmu);
 }
@@ -257,6 +281,69 @@ static void prep_done(void *ctx, unsigned revents)
 	if (read(d->pefd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		fatal("eventfd read: %s", strerror(errno));
 	defer_schedule(d->commit);
+}
+
+/* ---- the compacting thread ---- */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool deliveries_idle(struct delivery *d)
+{
+	return mono_ms() - atomic_load(&d->last_arrival_ms) >= COMPACT_IDLE_MS;
+}
+
+static uint64_t stored_raw(struct delivery *d)
+{
+	pthread_mutex_lock(&d->pmu);
+	uint64_t n = d->stored_raw;
+	pthread_mutex_unlock(&d->pmu);
+	return n;
+}
+
+/* Compresses what was stored uncompressed, a step at a time, whenever no
+ * message has arrived for a while; a message arriving stops the pass after
+ * the current step. Runs once at start for what an earlier run left. */
+static void *compact_thread(void *ctx)
+{
+	struct delivery *d = ctx;
+	pthread_mutex_lock(&d->kmu);
+	while (!d->kstop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&d->kcv, &d->kmu, &ts);
+		uint64_t raw = stored_raw(d);
+		if (d->kstop || raw == d->kseen || !deliveries_idle(d))
+			continue;
+		pthread_mutex_unlock(&d->kmu);
+		size_t total = 0;
+		bool more = true, failed = false;
+		while (more && !failed && deliveries_idle(d)) {
+			size_t n;
+			const char *error;
+			if (store_compact(d->store, COMPACT_STEP, &n, &more, &error) < 0) {
+				log_err("event=store_error op=compact error=\"%s\"", error);
+				failed = true;
+			}
+			total += n;
+			pthread_mutex_lock(&d->kmu);
+			if (d->kstop)
+				more = false;
+			pthread_mutex_unlock(&d->kmu);
+		}
+		if (total > 0)
+			log_info("event=compacted chunks=%zu", total);
+		pthread_mutex_lock(&d->kmu);
+		if (!more && !failed)
+			d->kseen = raw;
+	}
+	pthread_mutex_unlock(&d->kmu);
+	return NULL;
 }
 
 /* ---- requests ---- */
@@ -357,6 +444,7 @@ static void handle_deliver(struct dworker *w, struct frame_reader *r)
 		bad_frame(w);
 	p.queue_record = qlen ? xmemdup(q, qlen) : NULL;
 	p.queue_record_len = qlen;
+	atomic_store(&d->last_arrival_ms, mono_ms());
 	if (n > 0)
 		prep_queue(d, &p);
 	if (d->n_batch == d->cap_batch) {
@@ -554,7 +642,11 @@ static void commit_finish(struct delivery *d)
 		send_small(p->w, DF_DELIVER_REPLY, &buf);
 		pending_free(p);
 	}
-	log_debug("event=commit messages=%zu", n);
+	pthread_mutex_lock(&d->pmu);
+	uint64_t raw = d->stored_raw;
+	pthread_mutex_unlock(&d->pmu);
+	log_debug("event=commit messages=%zu stored_uncompressed_total=%llu", n,
+		  (unsigned long long)raw);
 	d->n_inflight = 0;
 	d->committing = false;
 	commit_start(d);
@@ -653,6 +745,9 @@ static void parent_frame(void *ctx, uint32_t type, const void *data, size_t len)
 	settings_free(&d->set);
 	d->set = set;
 	d->batch_max = settings_num(set, S_SMTPD_BATCH_MAX);
+	pthread_mutex_lock(&d->pmu);
+	d->compress_backlog = settings_num(set, S_SMTPD_COMPRESS_BACKLOG);
+	pthread_mutex_unlock(&d->pmu);
 	log_info("event=reloaded process=delivery");
 }
 
@@ -719,11 +814,17 @@ int delivery_main(const struct delivery_args *args)
 	pthread_cond_init(&d.pcv, NULL);
 	pthread_cond_init(&d.pdone_cv, NULL);
 	d.pjobs_tail = &d.pjobs;
+	d.compress_backlog = settings_num(d.set, S_SMTPD_COMPRESS_BACKLOG);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	d.n_pthreads = cpus < 1 ? 1 : cpus > PREP_THREADS_MAX ? PREP_THREADS_MAX : (size_t)cpus;
 	for (size_t i = 0; i < d.n_pthreads; i++)
 		if (pthread_create(&d.pthreads[i], NULL, prep_thread, &d) != 0)
 			fatal("cannot start a preparing thread");
+	pthread_mutex_init(&d.kmu, NULL);
+	pthread_cond_init(&d.kcv, NULL);
+	d.kseen = UINT64_MAX; /* a first pass at start */
+	if (pthread_create(&d.kthread, NULL, compact_thread, &d) != 0)
+		fatal("cannot start the compacting thread");
 	d.cefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (d.cefd < 0)
 		fatal("eventfd: %s", strerror(errno));
@@ -760,6 +861,11 @@ int delivery_main(const struct delivery_args *args)
 	free(d.inflight);
 	io_remove(&d.cio);
 	close(d.cefd);
+	pthread_mutex_lock(&d.kmu);
+	d.kstop = true;
+	pthread_cond_signal(&d.kcv);
+	pthread_mutex_unlock(&d.kmu);
+	pthread_join(d.kthread, NULL);
 	pthread_mutex_lock(&d.pmu);
 	d.pstop = true;
 	pthread_cond_broadcast(&d.pcv);
@@ -784,6 +890,7 @@ int delivery_main(const struct delivery_args *args)
 	store_close(&d.store);
 	settings_free(&d.set);
 	ioloop_destroy(&d.loop);
-	log_info("event=stopped process=delivery");
+	log_info("event=stopped process=delivery stored_uncompressed=%llu",
+		 (unsigned long long)d.stored_raw);
 	return 0;
 }

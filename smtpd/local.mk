@@ -64,6 +64,7 @@ smtpd_congvu_smtpd_CFLAGS += $(UNBOUND_CFLAGS)
 smtpd_congvu_smtpd_LDADD += $(LIBOUTBOUND) $(LIBSMTPD) $(LIBCONGVU_STORE) $(LIBCONGVU_NET) \
 	$(LIBCONGVU) $(UNBOUND_LIBS)
 INTEGRATION_TESTS += tests/integration/smtpd_crash.py
+INTEGRATION_TESTS += tests/integration/smtpd_compact.py
 
 if FUZZERS
 noinst_PROGRAMS += tests/fuzz/fuzz-smtp-session tests/fuzz/fuzz-smtp-queue-record

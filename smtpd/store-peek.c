@@ -1,7 +1,9 @@
 /* store-peek: prints an account's messages as JSON lines, for the
  * integration tests (a test tool, not installed):
  *   store-peek DATA_DIR ADDRESS
- * {"mailbox": "INBOX", "uid": 1, "size": 123, "data": "..."} */
+ * {"mailbox": "INBOX", "uid": 1, "size": 123, "data": "..."}
+ * or the store's figures as one JSON object:
+ *   store-peek --stats DATA_DIR */
 #include "config.h"
 #include "store/store.h"
 #include "str.h"
@@ -66,19 +68,41 @@ static int one_mailbox(const struct store_mailbox *mbox, void *ctx)
 	return 0;
 }
 
+static int stats(struct store *store)
+{
+	struct store_stats st;
+	const char *error;
+	if (store_stats(store, &st, &error) < 0) {
+		fprintf(stderr, "store-peek: %s\n", error);
+		return 1;
+	}
+	printf("{\"messages\": %llu, \"blobs\": %llu, \"chunks\": %llu, "
+	       "\"uncompressed_chunks\": %llu, \"blob_bytes\": %llu}\n",
+	       (unsigned long long)st.messages, (unsigned long long)st.blobs,
+	       (unsigned long long)st.chunks, (unsigned long long)st.uncompressed_chunks,
+	       (unsigned long long)st.blob_bytes);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: store-peek DATA_DIR ADDRESS\n");
+		fprintf(stderr, "usage: store-peek DATA_DIR ADDRESS | store-peek --stats DATA_DIR\n");
 		return 2;
 	}
+	bool want_stats = strcmp(argv[1], "--stats") == 0;
 	struct store_options o;
 	memset(&o, 0, sizeof(o));
 	struct store *store;
 	const char *error;
-	if (store_open(argv[1], &o, &store, &error) < 0) {
+	if (store_open(argv[want_stats ? 2 : 1], &o, &store, &error) < 0) {
 		fprintf(stderr, "store-peek: %s\n", error);
 		return 1;
+	}
+	if (want_stats) {
+		int ret = stats(store);
+		store_close(&store);
+		return ret;
 	}
 	struct peek p;
 	if (store_read_begin(store, &p.txn, &error) < 0) {

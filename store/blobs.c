@@ -10,7 +10,6 @@
 
 #define BLOB_REC_VERSION 1
 #define BLOB_REC_LEN 33
-#define CHUNK_KEY_LEN 12
 /* zstd's fastest level: mail text shrinks 2-4 times at several hundred MB/s;
  * higher levels cost far more CPU for a few percent. */
 #define ZSTD_LEVEL 1
@@ -55,10 +54,10 @@ static void blob_unique_id(uint8_t id[STORE_BLOB_ID_LEN], uint64_t seq,
 }
 
 /* format byte + bytes, compressed when that saves at least 1/16 */
-static void encode_chunk(const uint8_t *data, size_t n, bool compress, uint8_t **out_r,
+void blob_encode_chunk(const uint8_t *data, size_t n, bool compress, uint8_t **out_r,
 			 size_t *len_r)
 {
-	if (compress && n >= 256) {
+	if (compress && n >= CHUNK_COMPRESS_MIN) {
 		if (cctx == NULL && (cctx = ZSTD_createCCtx()) == NULL)
 			abort();
 		size_t bound = ZSTD_compressBound(n);
@@ -93,18 +92,24 @@ void blob_prepare(struct blob_prep *p, const void *data, size_t size, const void
 	for (uint32_t i = 0; i < p->n_chunks; i++) {
 		size_t off = (size_t)i * BLOB_CHUNK_SIZE;
 		size_t n = size - off < BLOB_CHUNK_SIZE ? size - off : BLOB_CHUNK_SIZE;
-		encode_chunk(bytes + off, n, compress, &p->chunk[i], &p->chunk_len[i]);
+		blob_encode_chunk(bytes + off, n, compress, &p->chunk[i], &p->chunk_len[i]);
 	}
 	if (parsed != NULL && parsed_size > 0 && parsed_size < UINT32_MAX)
-		encode_chunk(parsed, parsed_size, false, &p->parsed, &p->parsed_len);
+		blob_encode_chunk(parsed, parsed_size, false, &p->parsed, &p->parsed_len);
+}
+
+struct store_prepared *store_prepare_as(const struct store *s, const void *data, size_t size,
+					const void *parsed, size_t parsed_size, bool compress)
+{
+	struct store_prepared *sp = xmalloc(sizeof(*sp));
+	blob_prepare(&sp->blob, data, size, parsed, parsed_size, compress && s->compress);
+	return sp;
 }
 
 struct store_prepared *store_prepare(const struct store *s, const void *data, size_t size,
 				     const void *parsed, size_t parsed_size)
 {
-	struct store_prepared *sp = xmalloc(sizeof(*sp));
-	blob_prepare(&sp->blob, data, size, parsed, parsed_size, s->compress);
-	return sp;
+	return store_prepare_as(s, data, size, parsed, parsed_size, true);
 }
 
 void store_prepared_free(struct store_prepared **prep)
@@ -168,7 +173,7 @@ static int blob_save(struct store_txn *t, const uint8_t id[STORE_BLOB_ID_LEN],
 	return db_put(t, DBI_BLOBS, id, STORE_BLOB_ID_LEN, rec, BLOB_REC_LEN, 0, error_r);
 }
 
-static void chunk_key(uint8_t key[CHUNK_KEY_LEN], uint64_t seq, uint32_t idx)
+void chunk_key(uint8_t key[CHUNK_KEY_LEN], uint64_t seq, uint32_t idx)
 {
 	put_be64(key, seq);
 	put_be32(key + 8, idx);

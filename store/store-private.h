@@ -159,6 +159,15 @@ int change_log(struct store_txn *t, uint32_t mailbox_id, uint64_t modseq, uint32
  * when that saves at least 1/16. The cached parse is kept raw, so a pointer
  * to it stays valid for the transaction. */
 enum { CHUNK_RAW = 0, CHUNK_ZSTD = 1 };
+/* Chunks smaller than this are never compressed. */
+#define CHUNK_COMPRESS_MIN 256
+#define CHUNK_KEY_LEN 12
+/* u64be storage number . u32be chunk index (or CHUNK_PARSED) */
+void chunk_key(uint8_t key[CHUNK_KEY_LEN], uint64_t seq, uint32_t idx);
+/* A chunk value: format byte + bytes, compressed (when compress) if that
+ * saves at least 1/16; *out_r is malloc'd. */
+void blob_encode_chunk(const uint8_t *data, size_t n, bool compress, uint8_t **out_r,
+		       size_t *len_r);
 
 /* A message's bytes made ready for storing (hashed, cut, compressed) outside
  * the write transaction, which other processes wait on. */

@@ -596,6 +596,17 @@ int store_stats(struct store *s, struct store_stats *st, const char **error_r)
 		}
 		mdb_cursor_close(cur);
 	}
+	if (mdb_cursor_open(t->txn, s->dbi[DBI_CHUNKS], &cur) == 0) {
+		MDB_val k, v;
+		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			if (k.mv_size == CHUNK_KEY_LEN &&
+			    get_be32((const uint8_t *)k.mv_data + 8) != CHUNK_PARSED &&
+			    v.mv_size > CHUNK_COMPRESS_MIN && ((const uint8_t *)v.mv_data)[0] == CHUNK_RAW)
+				st->uncompressed_chunks++;
+		}
+		mdb_cursor_close(cur);
+	}
 	MDB_envinfo info;
 	MDB_stat est;
 	mdb_env_info(s->env, &info);

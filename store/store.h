@@ -68,6 +68,7 @@ int store_change_counter(struct store *store, uint64_t *counter_r, const char **
 struct store_stats {
 	uint64_t accounts, mailboxes, messages, blobs, chunks, changes, queued;
 	uint64_t blob_bytes;   /* bytes of distinct message content */
+	uint64_t uncompressed_chunks; /* chunks stored as they are that could shrink */
 	uint64_t pages_used;   /* pages in use by the last committed transaction */
 	uint64_t page_size;
 	uint64_t map_size;
@@ -358,7 +359,22 @@ int store_txn_deliver(struct store_txn *txn, struct store_delivery *deliveries, 
  * prepared, then freed (NULL is ok). Never fails. */
 struct store_prepared *store_prepare(const struct store *store, const void *data, size_t size,
 				     const void *parsed, size_t parsed_size);
+/* The same, compressed only when compress and the store compresses (a
+ * caller under load may store bytes as they are). */
+struct store_prepared *store_prepare_as(const struct store *store, const void *data, size_t size,
+					const void *parsed, size_t parsed_size, bool compress);
 void store_prepared_free(struct store_prepared **prep);
+
+/* Compaction: bytes stored uncompressed by store_prepare_as() are
+ * compressed later, a little at a time. Each call examines the chunks
+ * stored since the previous call's mark, reads up to max_chunks
+ * uncompressed ones in a read transaction, compresses them outside any
+ * transaction and writes them back in one short write transaction (a chunk
+ * freed or changed meanwhile is left alone). *compacted_r gets the number
+ * rewritten, *more_r whether chunks remain to be examined. Nothing to do
+ * when the store does not compress (global.store_compression = none). */
+int store_compact(struct store *store, size_t max_chunks, size_t *compacted_r, bool *more_r,
+		  const char **error_r);
 
 /* Whether a message of size bytes (0: unknown) would fit the account now:
  * RCPT_OK, RCPT_NO_ACCOUNT, RCPT_OVER_QUOTA or RCPT_TOO_BIG. -1 on error. */

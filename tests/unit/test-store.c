@@ -339,6 +339,118 @@ START_TEST(test_unique_delivery)
 }
 END_TEST
 
+/* Bytes stored uncompressed under load (store_prepare_as) are compressed
+ * later by store_compact, a few chunks per call, and read back the same;
+ * a chunk freed between the read and the write is left alone; a store
+ * without compression has nothing to compact. */
+START_TEST(test_compact)
+{
+	add_account("a@lamdong.gov.vn", 0);
+	const char *rc[] = { "a@lamdong.gov.vn" };
+	enum { N = 5 };
+	const size_t size = 100000; /* two chunks each */
+	char *msgs[N];
+	struct store_rcpt r[N];
+	for (int i = 0; i < N; i++) {
+		msgs[i] = make_message(size, 50 + (unsigned)i);
+		struct store_prepared *prep =
+			store_prepare_as(st, msgs[i], size, "parse", 5, false);
+		memset(&r[i], 0, sizeof(r[i]));
+		r[i].address = rc[0];
+		struct store_delivery d = { .data = msgs[i], .size = size, .parsed = "parse",
+					    .parsed_size = 5, .prepared = prep, .rcpts = &r[i],
+					    .n_rcpts = 1, .unique = true };
+		ck_assert_int_eq(store_deliver(st, &d, 1, &err), 0);
+		ck_assert_int_eq(r[i].status, RCPT_OK);
+		store_prepared_free(&prep);
+	}
+	/* and a small one, never worth compressing */
+	struct store_rcpt small;
+	deliver("Subject: x\r\n\r\nhi\r\n", 19, rc, 1, &small);
+	struct store_stats s0, s1;
+	ck_assert_int_eq(store_stats(st, &s0, &err), 0);
+	ck_assert_uint_eq(s0.uncompressed_chunks, 2 * N);
+
+	size_t done, total = 0;
+	bool more = true;
+	int calls = 0;
+	while (more) {
+		ck_assert_int_eq(store_compact(st, 3, &done, &more, &err), 0);
+		ck_assert_uint_le(done, 3);
+		total += done;
+		ck_assert_int_lt(++calls, 20);
+	}
+	ck_assert_uint_eq(total, 2 * N);
+	ck_assert_int_ge(calls, 4);
+	ck_assert_int_eq(store_stats(st, &s1, &err), 0);
+	ck_assert_uint_eq(s1.uncompressed_chunks, 0);
+	/* nothing left: no work, no commit */
+	ck_assert_int_eq(store_compact(st, 3, &done, &more, &err), 0);
+	ck_assert_uint_eq(done, 0);
+	ck_assert(!more);
+
+	char *back = xmalloc(size);
+	struct store_txn *t;
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	for (int i = 0; i < N; i++) {
+		struct store_message m;
+		ck_assert_int_eq(store_txn_message_get(t, r[i].mailbox_id_out, r[i].uid, &m, &err), 1);
+		ck_assert_int_eq(store_txn_blob_read(t, m.blob, 0, back, size, &err), 0);
+		ck_assert(memcmp(back, msgs[i], size) == 0);
+		const void *parsed;
+		size_t plen;
+		ck_assert_int_eq(store_txn_blob_parsed(t, m.blob, &parsed, &plen, &err), 1);
+		ck_assert_uint_eq(plen, 5);
+		ck_assert(memcmp(parsed, "parse", 5) == 0);
+	}
+	store_read_end(&t);
+
+	/* new raw bytes after the mark are found; bytes expunged before the
+	 * compaction are not resurrected */
+	struct store_prepared *prep = store_prepare_as(st, msgs[0], size, NULL, 0, false);
+	struct store_rcpt r2 = { .address = rc[0] };
+	struct store_delivery d = { .data = msgs[0], .size = size, .prepared = prep, .rcpts = &r2,
+				    .n_rcpts = 1, .unique = true };
+	ck_assert_int_eq(store_deliver(st, &d, 1, &err), 0);
+	store_prepared_free(&prep);
+	ck_assert_int_eq(store_compact(st, 100, &done, &more, &err), 0);
+	ck_assert_uint_eq(done, 2);
+	uint32_t uids[] = { r2.uid };
+	struct expunge_ctx c = { .mailbox = r2.mailbox_id_out, .uids = uids, .n = 1 };
+	ck_assert_int_eq(store_write(st, expunge_fn, &c, &err), 0);
+	ck_assert_int_eq(store_compact(st, 100, &done, &more, &err), 0);
+	ck_assert_uint_eq(done, 0);
+	ck_assert_int_eq(store_stats(st, &s1, &err), 0);
+	ck_assert_uint_eq(s1.blobs, N + 1);
+
+	for (int i = 0; i < N; i++)
+		free(msgs[i]);
+	free(back);
+}
+END_TEST
+
+START_TEST(test_compact_without_compression)
+{
+	store_close(&st);
+	struct store_options o = { .map_size = 64ULL << 20, .create = true, .no_compression = true };
+	ck_assert_int_eq(store_open(dir, &o, &st, &err), 0);
+	add_account("a@lamdong.gov.vn", 0);
+	const char *rc[] = { "a@lamdong.gov.vn" };
+	char *msg = make_message(10000, 3);
+	struct store_rcpt r;
+	deliver(msg, 10000, rc, 1, &r);
+	size_t done;
+	bool more = true;
+	ck_assert_int_eq(store_compact(st, 10, &done, &more, &err), 0);
+	ck_assert_uint_eq(done, 0);
+	ck_assert(!more);
+	struct store_stats s;
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.uncompressed_chunks, 1);
+	free(msg);
+}
+END_TEST
+
 /* Random deliver/copy/move/expunge/delete sequences keep usage exact. */
 START_TEST(test_quota_exact_random)
 {
@@ -1179,6 +1291,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_compression_round_trip);
 	tcase_add_test(tc, test_prepared_delivery);
 	tcase_add_test(tc, test_unique_delivery);
+	tcase_add_test(tc, test_compact);
+	tcase_add_test(tc, test_compact_without_compression);
 	tcase_add_test(tc, test_read_only_open);
 	tcase_add_test(tc, test_notify_after_commit);
 	tcase_add_test(tc, test_no_compression);
