@@ -8,7 +8,7 @@ CLEANFILES += bench/smtp-load
 # needs postfix, dovecot-lmtpd and root)
 EXTRA_DIST += bench/smtp.py
 bench: bench/smtp-load
-bench-smtp: bench/smtp-load smtpd/congvu-smtpd quota/congvu-quota
+bench-smtp: bench/smtp-load smtpd/congvu-smtpd quota/congvu-quota smtpd/store-peek
 	top_builddir=$(abs_top_builddir) $(PYTHON3) $(top_srcdir)/bench/smtp.py
 bench-run: bench-smtp
 .PHONY: bench-smtp
