@@ -12,6 +12,7 @@
 #include <unbound.h>
 
 #define TYPE_A 1
+#define TYPE_PTR 12
 #define TYPE_TXT 16
 #define TYPE_MX 15
 #define TYPE_AAAA 28
@@ -26,6 +27,7 @@ struct dnsr_query {
 	dnsr_addr_fn *addr_cb;
 	dnsr_txt_fn *txt_cb;
 	dnsr_tlsa_fn *tlsa_cb;
+	dnsr_ptr_fn *ptr_cb;
 	bool secure[2];
 	void *ctx;
 	unsigned port;
@@ -88,9 +90,26 @@ int dnsr_new(const char *server, const char *trust_anchor, struct dnsr **rp, cha
 		}
 		snprintf(spec, sizeof(spec), "%s@%s", host, port ? port : "53");
 		err = ub_ctx_set_fwd(ub, spec);
+		/* The configured server answers for the loopback addresses too
+		 * (libunbound would answer "localhost" itself; a transparent zone
+		 * of ours without data replaces its default one): see
+		 * smtpd.reverse_dns. */
+		if (err == 0)
+			err = ub_ctx_set_option(ub, "local-zone:", "127.in-addr.arpa. transparent");
+		if (err == 0)
+			err = ub_ctx_set_option(ub, "local-zone:",
+						"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
+						"0.0.0.0.ip6.arpa. transparent");
 	} else {
 		err = ub_ctx_resolvconf(ub, NULL);
 	}
+	/* Reverse look-ups of private addresses (RFC 1918, RFC 4193...) go to
+	 * the server, which may know the site's own zones, instead of an
+	 * NXDOMAIN made up by libunbound. */
+	if (err == 0)
+		err = ub_ctx_set_option(ub, "unblock-lan-zones:", "yes");
+	if (err == 0)
+		err = ub_ctx_set_option(ub, "insecure-lan-zones:", "yes");
 	if (err == 0 && trust_anchor != NULL && *trust_anchor != '\0' &&
 	    (err = ub_ctx_add_ta_file(ub, trust_anchor)) != 0) {
 		struct str e = STR_INIT;
@@ -246,6 +265,97 @@ static void mx_done(void *data, int err, struct ub_result *res)
 	query_unlink(q);
 	cb(ctx, st, mx, n, secure, error);
 	free(mx);
+}
+
+int dnsr_ptr_name(const struct net_addr *addr, char *out, size_t out_size)
+{
+	const uint8_t *b;
+	bool v4;
+	if (addr->ss.ss_family == AF_INET) {
+		b = (const uint8_t *)&((const struct sockaddr_in *)&addr->ss)->sin_addr;
+		v4 = true;
+	} else if (addr->ss.ss_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)&addr->ss)->sin6_addr;
+		v4 = IN6_IS_ADDR_V4MAPPED(a6);
+		b = v4 ? a6->s6_addr + 12 : a6->s6_addr;
+	} else {
+		return -1;
+	}
+	int n;
+	if (v4) {
+		n = snprintf(out, out_size, "%u.%u.%u.%u.in-addr.arpa", b[3], b[2], b[1], b[0]);
+	} else {
+		static const char hex[] = "0123456789abcdef";
+		if (out_size < DNSR_PTR_NAME_MAX)
+			return -1;
+		char *o = out;
+		for (int i = 15; i >= 0; i--) {
+			*o++ = hex[b[i] & 0x0f];
+			*o++ = '.';
+			*o++ = hex[b[i] >> 4];
+			*o++ = '.';
+		}
+		n = (int)(o - out) + snprintf(o, out_size - (size_t)(o - out), "ip6.arpa");
+	}
+	return n > 0 && (size_t)n < out_size ? 0 : -1;
+}
+
+bool dnsr_hostname_valid(const char *name)
+{
+	size_t len = strlen(name);
+	if (len == 0 || len > 253)
+		return false;
+	size_t label = 0;
+	bool digits_only = true; /* of the last label */
+	for (size_t i = 0; i <= len; i++) {
+		char ch = name[i];
+		if (ch == '.' || ch == '\0') {
+			if (label == 0 || label > 63 || name[i - 1] == '-')
+				return false;
+			if (ch == '\0')
+				break;
+			label = 0;
+			digits_only = true;
+			continue;
+		}
+		bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+		bool digit = ch >= '0' && ch <= '9';
+		if (!alpha && !digit && ch != '-')
+			return false;
+		if (label == 0 && ch == '-')
+			return false;
+		if (!digit)
+			digits_only = false;
+		label++;
+	}
+	/* no top-level domain is numeric: "192.0.2.1" is an address, not a name */
+	return !digits_only;
+}
+
+/* The address bytes, a mapped IPv4 address unwrapped: 4, 16, or 0. */
+static size_t addr_bytes(const struct net_addr *a, const uint8_t **b)
+{
+	if (a->ss.ss_family == AF_INET) {
+		*b = (const uint8_t *)&((const struct sockaddr_in *)&a->ss)->sin_addr;
+		return 4;
+	}
+	if (a->ss.ss_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			*b = a6->s6_addr + 12;
+			return 4;
+		}
+		*b = a6->s6_addr;
+		return 16;
+	}
+	return 0;
+}
+
+bool dnsr_addr_equal(const struct net_addr *a, const struct net_addr *b)
+{
+	const uint8_t *ba = NULL, *bb = NULL;
+	size_t la = addr_bytes(a, &ba), lb = addr_bytes(b, &bb);
+	return la != 0 && la == lb && memcmp(ba, bb, la) == 0;
 }
 
 int dnsr_txt_from_rdata(const unsigned char *d, size_t len, struct str *out)
@@ -430,6 +540,60 @@ int dnsr_lookup_tlsa(struct dnsr *r, const char *name, dnsr_tlsa_fn *cb, void *c
 	return q->id;
 }
 
+static void ptr_done(void *data, int err, struct ub_result *res)
+{
+	struct dnsr_query *q = data;
+	q->pending[0] = false;
+	enum dnsr_status st = result_status(err, res, q->error, sizeof(q->error));
+	char names[DNSR_PTR_MAX][256];
+	const char *list[DNSR_PTR_MAX];
+	size_t n = 0;
+	if (st == DNSR_OK) {
+		for (size_t i = 0; res->data[i] != NULL && n < DNSR_PTR_MAX; i++) {
+			size_t used;
+			if (dnsr_name_from_wire((const unsigned char *)res->data[i],
+						(size_t)res->len[i], names[n], sizeof(names[n]),
+						&used) < 0 ||
+			    used != (size_t)res->len[i])
+				continue;
+			list[n] = names[n];
+			n++;
+		}
+		if (n == 0) {
+			st = DNSR_TEMPFAIL;
+			snprintf(q->error, sizeof(q->error), "malformed PTR records");
+		}
+	}
+	if (res != NULL)
+		ub_resolve_free(res);
+	char error[128];
+	snprintf(error, sizeof(error), "%s", q->error);
+	dnsr_ptr_fn *cb = q->ptr_cb;
+	void *ctx = q->ctx;
+	query_unlink(q);
+	cb(ctx, st, list, n, error);
+}
+
+int dnsr_lookup_ptr(struct dnsr *r, const struct net_addr *addr, dnsr_ptr_fn *cb, void *ctx,
+		    const char **error_r)
+{
+	char name[DNSR_PTR_NAME_MAX];
+	if (dnsr_ptr_name(addr, name, sizeof(name)) < 0) {
+		*error_r = "not an IP address";
+		return -1;
+	}
+	struct dnsr_query *q = query_new(r, ctx);
+	q->ptr_cb = cb;
+	q->pending[0] = true;
+	int err = ub_resolve_async(r->ub, name, TYPE_PTR, 1, q, ptr_done, &q->ub_ids[0]);
+	if (err != 0) {
+		*error_r = ub_strerror(err);
+		query_unlink(q);
+		return -1;
+	}
+	return q->id;
+}
+
 int dnsr_lookup_txt(struct dnsr *r, const char *name, dnsr_txt_fn *cb, void *ctx,
 		    const char **error_r)
 {
@@ -445,28 +609,57 @@ int dnsr_lookup_txt(struct dnsr *r, const char *name, dnsr_txt_fn *cb, void *ctx
 	return q->id;
 }
 
-int dnsr_lookup_addr(struct dnsr *r, const char *host, unsigned port, dnsr_addr_fn *cb, void *ctx,
-		     const char **error_r)
+/* want[0]: A, want[1]: AAAA; a type not wanted counts as answered with no data. */
+static int lookup_addr(struct dnsr *r, const char *host, unsigned port, const bool want[2],
+		       dnsr_addr_fn *cb, void *ctx, const char **error_r)
 {
 	struct dnsr_query *q = query_new(r, ctx);
 	q->addr_cb = cb;
 	q->port = port;
 	int id = q->id;
-	q->pending[0] = q->pending[1] = true;
-	int err = ub_resolve_async(r->ub, host, TYPE_A, 1, q, a_done, &q->ub_ids[0]);
-	if (err != 0) {
-		*error_r = ub_strerror(err);
-		query_unlink(q);
-		return -1;
+	static ub_callback_type const done[2] = { a_done, aaaa_done };
+	static const int types[2] = { TYPE_A, TYPE_AAAA };
+	for (int i = 0; i < 2; i++) {
+		q->pending[i] = want[i];
+		if (!want[i]) {
+			q->st[i] = DNSR_NODATA;
+			q->secure[i] = true;
+		}
 	}
-	err = ub_resolve_async(r->ub, host, TYPE_AAAA, 1, q, aaaa_done, &q->ub_ids[1]);
-	if (err != 0) {
+	bool started = false;
+	for (int i = 0; i < 2; i++) {
+		if (!want[i])
+			continue;
+		int err = ub_resolve_async(r->ub, host, types[i], 1, q, done[i], &q->ub_ids[i]);
+		if (err == 0) {
+			started = true;
+			continue;
+		}
+		if (!started) {
+			*error_r = ub_strerror(err);
+			query_unlink(q);
+			return -1;
+		}
 		/* the A answer alone decides */
-		q->pending[1] = false;
-		q->st[1] = DNSR_NODATA;
-		q->secure[1] = true;
+		q->pending[i] = false;
+		q->st[i] = DNSR_NODATA;
+		q->secure[i] = true;
 	}
 	return id;
+}
+
+int dnsr_lookup_addr(struct dnsr *r, const char *host, unsigned port, dnsr_addr_fn *cb, void *ctx,
+		     const char **error_r)
+{
+	static const bool both[2] = { true, true };
+	return lookup_addr(r, host, port, both, cb, ctx, error_r);
+}
+
+int dnsr_lookup_addr_family(struct dnsr *r, const char *host, int family, dnsr_addr_fn *cb,
+			    void *ctx, const char **error_r)
+{
+	const bool want[2] = { family != AF_INET6, family != AF_INET };
+	return lookup_addr(r, host, 0, want, cb, ctx, error_r);
 }
 
 void dnsr_cancel(struct dnsr *r, int id)

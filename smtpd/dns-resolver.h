@@ -1,4 +1,5 @@
-/* Asynchronous DNS for outbound delivery (MX, A, AAAA) through libunbound,
+/* Asynchronous DNS for outbound delivery (MX, A, AAAA, TXT, TLSA) and the
+ * session workers' reverse look-ups (PTR) through libunbound,
  * forwarding to global.dns_server or to the servers of /etc/resolv.conf.
  * The owner watches dnsr_fd() for reading in its event loop and calls
  * dnsr_process(); callbacks run from there. Why libunbound: doc/outbound.md.
@@ -63,6 +64,22 @@ int dnsr_lookup_txt(struct dnsr *r, const char *name, dnsr_txt_fn *cb, void *ctx
 /* TLSA records of name ("_25._tcp.mx.example.org"); malformed ones left out. */
 int dnsr_lookup_tlsa(struct dnsr *r, const char *name, dnsr_tlsa_fn *cb, void *ctx,
 		     const char **error_r);
+/* Address records of host for one family: AF_INET (A), AF_INET6 (AAAA),
+ * or AF_UNSPEC (both, as dnsr_lookup_addr); ports 0. */
+int dnsr_lookup_addr_family(struct dnsr *r, const char *host, int family, dnsr_addr_fn *cb,
+			    void *ctx, const char **error_r);
+
+/* Reverse look-up: the PTR names of addr (IPv4, IPv6, a mapped IPv4
+ * address as IPv4), in answer order, at most DNSR_PTR_MAX, without the
+ * trailing dot; malformed records left out (DNSR_TEMPFAIL when none is
+ * left). The names are not checked (dnsr_hostname_valid) nor confirmed by
+ * a forward look-up: that is the caller's part. */
+#define DNSR_PTR_MAX 8
+typedef void dnsr_ptr_fn(void *ctx, enum dnsr_status st, const char *const *names, size_t n,
+			 const char *error);
+int dnsr_lookup_ptr(struct dnsr *r, const struct net_addr *addr, dnsr_ptr_fn *cb, void *ctx,
+		    const char **error_r);
+
 /* The callback of query id is not called. */
 void dnsr_cancel(struct dnsr *r, int id);
 
@@ -71,6 +88,21 @@ void dnsr_cancel(struct dnsr *r, int id);
  * 0 with *used_r, or -1. */
 int dnsr_name_from_wire(const unsigned char *data, size_t len, char *out, size_t out_size,
 			size_t *used_r);
+/* The name of addr's PTR records: "4.3.2.1.in-addr.arpa" for 1.2.3.4
+ * (also when mapped into IPv6), 32 nibbles then ".ip6.arpa" for IPv6
+ * (RFC 3596 2.5). 0, or -1 when addr is no IP address or out_size is too
+ * small (DNSR_PTR_NAME_MAX always fits). */
+#define DNSR_PTR_NAME_MAX 73
+int dnsr_ptr_name(const struct net_addr *addr, char *out, size_t out_size);
+/* Whether name (without the trailing dot) is a host name: labels of 1..63
+ * letters, digits and inner hyphens, 253 octets at most, a top label that is
+ * not all digits (an address is no name). Only such names go into Received:
+ * headers and milter macros. */
+bool dnsr_hostname_valid(const char *name);
+/* Whether a and b hold the same IP address; ports are ignored and a mapped
+ * IPv4 address equals the IPv4 address. */
+bool dnsr_addr_equal(const struct net_addr *a, const struct net_addr *b);
+
 /* TXT rdata (length-prefixed strings) joined into out. 0, or -1 when
  * malformed or holding a NUL byte. */
 int dnsr_txt_from_rdata(const unsigned char *data, size_t len, struct str *out);

@@ -89,6 +89,16 @@ INTEGRATION_TESTS += tests/integration/outbound_delivery.py \
 EXTRA_DIST += tests/integration/outbound_common.py
 INTEGRATION_TESTS += tests/integration/smtpd_concurrency.py
 
+# the client's name by reverse DNS (doc/smtpd.md)
+UNIT_TESTS += tests/unit/test-rdns
+check_PROGRAMS += tests/unit/test-rdns
+tests_unit_test_rdns_SOURCES = tests/unit/test-rdns.c
+tests_unit_test_rdns_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(UNBOUND_CFLAGS) $(OPENSSL_CFLAGS) \
+	-I$(top_srcdir)/smtpd
+tests_unit_test_rdns_LDADD = $(LIBOUTBOUND) $(LIBCONGVU_NET) $(LIBCONGVU) $(UNBOUND_LIBS) \
+	$(CHECK_LIBS)
+INTEGRATION_TESTS += tests/integration/smtpd_rdns.py
+
 # outbound delivery (issue 6): fuzz target of the SMTP client and TLS policy parser
 if FUZZERS
 noinst_PROGRAMS += tests/fuzz/fuzz-smtp-client

@@ -201,6 +201,12 @@ void smtp_session_free(struct smtp_session **sp)
 	*sp = NULL;
 }
 
+void smtp_session_set_client_name(struct smtp_session *s, const char *name)
+{
+	free((char *)s->cfg.client_name);
+	s->cfg.client_name = name ? xstrdup(name) : NULL;
+}
+
 static void wait_stage(struct smtp_session *s, enum smtp_stage stage)
 {
 	s->waiting = (int)stage;

@@ -161,6 +161,9 @@ void smtp_session_auth_creds(const struct smtp_session *s, const char **user_r,
 			     const char **password_r);
 /* After a successful SMTP_STAGE_AUTH the owner names the account. */
 void smtp_session_set_auth_user(struct smtp_session *s, const char *account);
+/* The client's verified name (Received: "from HELO (NAME [ADDR])"), or
+ * NULL for "unknown"; before the greeting (smtp_session_start). */
+void smtp_session_set_client_name(struct smtp_session *s, const char *name);
 /* Messages accepted so far, for the log. */
 unsigned smtp_session_messages(const struct smtp_session *s);
 

@@ -7,6 +7,7 @@
 #include "reload.h"
 #include "address.h"
 #include "conn.h"
+#include "dns-resolver.h"
 #include "dproto.h"
 #include "frame.h"
 #include "iplimits.h"
@@ -24,6 +25,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,8 @@ struct wconfig {
 	unsigned command_timeout_ms, data_timeout_ms;
 	unsigned auth_delay_ms;
 	bool over_quota_permanent;
+	bool reverse_dns;
+	unsigned reverse_dns_timeout_ms;
 	char *sender_aliases;       /* ",user=a|b," normalised lower case */
 	struct milter_config milters;
 };
@@ -65,6 +69,10 @@ struct worker {
 	struct tls_ctx *tls_mx, *tls_sub;
 	struct iplimits *limits;
 	unsigned max_connections;
+	/* client names: the resolver, on global.dns_server as at start */
+	struct dnsr *dns;
+	struct io *dns_io;
+	char *dns_server;
 	/* clients by slot; requests carry (generation << 32 | slot) */
 	struct client **slots;
 	uint32_t *gens;
@@ -77,6 +85,8 @@ struct worker {
 };
 
 enum pending_req { REQ_NONE, REQ_RCPT, REQ_AUTH, REQ_DELIVER };
+
+struct rdns;
 
 struct client {
 	struct worker *w;
@@ -93,6 +103,8 @@ struct client {
 	bool trusted;
 	bool closing;
 	bool tls_pending_greeting; /* SMTPS: greet after the handshake */
+	struct rdns *rdns;         /* the name look-up the greeting waits for */
+	char *name;                /* verified client name, or NULL: "unknown" */
 	bool in_input;             /* inside smtp_session_input() */
 	bool starttls_pending;     /* start TLS once the command is consumed */
 	enum pending_req req;
@@ -169,6 +181,8 @@ static int wconfig_load(struct wconfig *c, const struct settings *set, char **er
 	c->data_timeout_ms = (unsigned)settings_num(set, S_SMTPD_DATA_TIMEOUT) * 1000;
 	c->auth_delay_ms = (unsigned)settings_num(set, S_SMTPD_AUTH_FAILURE_DELAY) * 1000;
 	c->over_quota_permanent = settings_num(set, S_QUOTA_OVER_QUOTA) == 1;
+	c->reverse_dns = settings_num(set, S_SMTPD_REVERSE_DNS) != 0;
+	c->reverse_dns_timeout_ms = (unsigned)settings_num(set, S_SMTPD_REVERSE_DNS_TIMEOUT) * 1000;
 	/* sender_aliases "user=a|b, user2=c": kept as ",user=a|b,user2=c," */
 	struct str al = STR_INIT;
 	str_appendc(&al, ',');
@@ -498,7 +512,7 @@ static void milter_then(struct client *c, enum smtp_stage stage)
 	struct smtp_tx *tx = smtp_session_tx(c->s);
 	switch (stage) {
 	case SMTP_STAGE_CONNECT:
-		milter_connect(c->milter, NULL, c->ip, net_addr_port(&c->peer),
+		milter_connect(c->milter, c->name, c->ip, net_addr_port(&c->peer),
 			       c->peer.ss.ss_family == AF_INET6, milter_done, c);
 		return;
 	case SMTP_STAGE_HELO:
@@ -825,6 +839,224 @@ static const struct smtp_session_hooks session_hooks = {
 	.write = h_write, .stage = h_stage, .starttls = h_starttls, .close = h_close, .log = h_log,
 };
 
+/* ---- the client's name (reverse DNS) ----
+ *
+ * As Postfix: the PTR names of the client's address, each (at most
+ * RDNS_MAX_NAMES) looked up for addresses of the client's family; the first
+ * name, in answer order, one of whose addresses is the client's is its
+ * verified name. Anything else (no PTR, a malformed name, no matching
+ * address, a DNS failure, no answer within smtpd.reverse_dns_timeout) is
+ * "unknown". The greeting waits for it. */
+
+#define RDNS_MAX_NAMES 5
+
+struct rdns_fwd {
+	struct rdns *r;
+	int id;             /* the pending forward query, or 0 */
+	bool done, matched, failed;
+	char name[256];
+};
+
+struct rdns {
+	struct client *c;
+	int ptr_id;         /* the pending PTR query, or 0 */
+	struct timeout *timer;
+	struct rdns_fwd fwd[RDNS_MAX_NAMES];
+	size_t n;
+	char ptr[256];      /* the first PTR name (for the log) */
+};
+
+static void rdns_free(struct rdns **rp)
+{
+	struct rdns *r = *rp;
+	if (r == NULL)
+		return;
+	struct dnsr *dns = r->c->w->dns;
+	if (r->ptr_id > 0)
+		dnsr_cancel(dns, r->ptr_id);
+	for (size_t i = 0; i < r->n; i++)
+		if (r->fwd[i].id > 0)
+			dnsr_cancel(dns, r->fwd[i].id);
+	timeout_remove(&r->timer);
+	free(r);
+	*rp = NULL;
+}
+
+static void client_set_name(struct client *c, const char *name)
+{
+	free(c->name);
+	c->name = xstrdup(name);
+	smtp_session_set_client_name(c->s, name);
+	if (c->milter != NULL) {
+		struct milter_macros m = { .client_name = name };
+		milter_set_macros(c->milter, &m);
+	}
+}
+
+/* The look-up is over: name verified, or NULL with why not. */
+static void rdns_finish(struct rdns *r, const char *name, const char *reason)
+{
+	struct client *c = r->c;
+	if (name != NULL) {
+		client_set_name(c, name);
+		log_info("event=client_name session=%s ip=%s name=%s verified=yes", c->id, c->ip,
+			 name);
+	} else if (r->ptr[0] != '\0') {
+		char safe[300];
+		log_sanitize(safe, sizeof(safe), r->ptr, strlen(r->ptr));
+		log_info("event=client_name session=%s ip=%s name=unknown verified=no ptr=\"%s\" "
+			 "reason=%s", c->id, c->ip, safe, reason);
+	} else {
+		log_info("event=client_name session=%s ip=%s name=unknown verified=no reason=%s",
+			 c->id, c->ip, reason);
+	}
+	c->rdns = NULL;
+	rdns_free(&r);
+	if (!c->closing && !c->tls_pending_greeting)
+		smtp_session_start(c->s);
+	client_pump(c);
+}
+
+/* Decides once every name before the first confirmed one is answered. */
+static void rdns_check(struct rdns *r)
+{
+	bool failed = false;
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->fwd[i].matched) {
+			rdns_finish(r, r->fwd[i].name, NULL);
+			return;
+		}
+		if (!r->fwd[i].done)
+			return;
+		failed |= r->fwd[i].failed;
+	}
+	rdns_finish(r, NULL, r->n == 0 ? "malformed_name" : failed ? "forward_tempfail"
+								   : "forward_mismatch");
+}
+
+static void rdns_timeout(void *ctx)
+{
+	struct rdns *r = ctx;
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->fwd[i].matched) {
+			rdns_finish(r, r->fwd[i].name, NULL);
+			return;
+		}
+	}
+	rdns_finish(r, NULL, "timeout");
+}
+
+static void rdns_fwd_cb(void *ctx, enum dnsr_status st, const struct net_addr *addrs, size_t n,
+			bool secure, const char *error)
+{
+	struct rdns_fwd *f = ctx;
+	(void)secure;
+	(void)error;
+	f->id = 0;
+	f->done = true;
+	f->failed = st == DNSR_TEMPFAIL;
+	for (size_t i = 0; i < n && !f->matched; i++)
+		f->matched = dnsr_addr_equal(&addrs[i], &f->r->c->peer);
+	rdns_check(f->r);
+}
+
+/* The address family of the client's address (a mapped IPv4 one: AF_INET). */
+static int peer_family(const struct net_addr *a)
+{
+	if (a->ss.ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr))
+		return AF_INET;
+	return a->ss.ss_family;
+}
+
+static void rdns_ptr_cb(void *ctx, enum dnsr_status st, const char *const *names, size_t n,
+			const char *error)
+{
+	struct rdns *r = ctx;
+	struct client *c = r->c;
+	(void)error;
+	r->ptr_id = 0;
+	if (st != DNSR_OK) {
+		rdns_finish(r, NULL, st == DNSR_TEMPFAIL ? "ptr_tempfail" : "no_ptr");
+		return;
+	}
+	snprintf(r->ptr, sizeof(r->ptr), "%s", names[0]);
+	int family = peer_family(&c->peer);
+	for (size_t i = 0; i < n && r->n < RDNS_MAX_NAMES; i++) {
+		if (!dnsr_hostname_valid(names[i]))
+			continue;
+		struct rdns_fwd *f = &r->fwd[r->n++];
+		f->r = r;
+		snprintf(f->name, sizeof(f->name), "%s", names[i]);
+		const char *why;
+		int id = dnsr_lookup_addr_family(c->w->dns, f->name, family, rdns_fwd_cb, f, &why);
+		if (id < 0) {
+			f->done = true;
+			f->failed = true;
+		} else {
+			f->id = id;
+		}
+	}
+	rdns_check(r);
+}
+
+static bool is_loopback(const struct net_addr *a)
+{
+	if (a->ss.ss_family == AF_INET)
+		return ((const uint8_t *)&((const struct sockaddr_in *)&a->ss)->sin_addr)[0] == 127;
+	if (a->ss.ss_family != AF_INET6)
+		return false;
+	const struct in6_addr *a6 = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+	return IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+}
+
+/* For a TCP client: names it at once, or starts the look-up the greeting
+ * waits for (c->rdns). */
+static void rdns_start(struct client *c)
+{
+	struct worker *w = c->w;
+	if (!w->cfg.reverse_dns)
+		return;
+	if (*w->dns_server == '\0' && is_loopback(&c->peer)) {
+		client_set_name(c, "localhost");
+		return;
+	}
+	if (w->dns == NULL)
+		return;
+	struct rdns *r = xcalloc(1, sizeof(*r));
+	r->c = c;
+	const char *why;
+	int id = dnsr_lookup_ptr(w->dns, &c->peer, rdns_ptr_cb, r, &why);
+	if (id < 0) {
+		log_warn("event=client_name_failed session=%s ip=%s error=\"%s\"", c->id, c->ip,
+			 why);
+		free(r);
+		return;
+	}
+	r->ptr_id = id;
+	r->timer = timeout_add(w->loop, w->cfg.reverse_dns_timeout_ms, rdns_timeout, r);
+	c->rdns = r;
+}
+
+static void dns_io(void *ctx, unsigned revents)
+{
+	struct worker *w = ctx;
+	(void)revents;
+	dnsr_process(w->dns);
+}
+
+/* The resolver, made when smtpd.reverse_dns is on (at start or by a reload).
+ * 0, or -1 with *error_r. */
+static int worker_dns_open(struct worker *w, char **error_r)
+{
+	if (w->dns != NULL || !w->cfg.reverse_dns)
+		return 0;
+	if (dnsr_new(w->dns_server, "", &w->dns, error_r) < 0)
+		return -1;
+	w->dns_io = io_add(w->loop, dnsr_fd(w->dns), IO_READ, dns_io, w);
+	return 0;
+}
+
 /* ---- connections ---- */
 
 static void maybe_finish(struct client *c)
@@ -852,6 +1084,10 @@ static void client_pump(struct client *c)
 			client_free(c);
 		return;
 	}
+	/* Before the greeting, input waits (unpaused: a client that leaves
+	 * is seen and its look-up cancelled). */
+	if (c->rdns != NULL)
+		return;
 	const void *data;
 	size_t len;
 	conn_input(c->conn, &data, &len);
@@ -904,7 +1140,8 @@ static void conn_event(struct conn *conn, enum conn_event ev, void *ctx)
 		}
 		if (c->tls_pending_greeting) {
 			c->tls_pending_greeting = false;
-			smtp_session_start(c->s);
+			if (c->rdns == NULL)
+				smtp_session_start(c->s);
 		}
 		client_pump(c);
 		break;
@@ -963,6 +1200,8 @@ static void client_free(struct client *c)
 		iplimits_session_end(w->limits, c->iphash);
 	if (c->counted_total)
 		iplimits_total_end(w->limits);
+	rdns_free(&c->rdns);
+	free(c->name);
 	smtp_session_free(&c->s);
 	milter_session_free(&c->milter);
 	conn_free(&c->conn);
@@ -1048,14 +1287,18 @@ static void new_client(struct worker *w, int fd, const struct net_addr *peer, un
 	}
 	c->timeout_ms = w->cfg.command_timeout_ms;
 	conn_set_timeout(c->conn, c->timeout_ms);
+	if (!is_unix)
+		rdns_start(c);
 	if (service == LISTEN_SMTPS) {
+		/* the handshake and the look-up go on together */
 		const char *err;
 		c->tls_pending_greeting = true;
 		if (w->tls_sub == NULL || conn_starttls(c->conn, w->tls_sub, NULL, &err) < 0)
 			c->closing = true;
 		return;
 	}
-	smtp_session_start(c->s);
+	if (c->rdns == NULL)
+		smtp_session_start(c->s);
 	client_pump(c);
 }
 
@@ -1168,6 +1411,11 @@ static void parent_frame(void *ctx, uint32_t type, const void *data, size_t len)
 	w->cfg = cfg;
 	settings_free(&w->set);
 	w->set = set;
+	if (worker_dns_open(w, &error) < 0) {
+		log_err("event=reload_failed worker=%u error=\"%s\"", w->id, error);
+		free(error);
+		w->cfg.reverse_dns = false;
+	}
 	log_info("event=reloaded process=worker worker=%u", w->id);
 }
 
@@ -1192,6 +1440,10 @@ int worker_main(const struct worker_args *a)
 	free(text);
 	if (w.set == NULL || wconfig_load(&w.cfg, w.set, &error) < 0)
 		fatal("configuration: %s", error);
+	/* global.dns_server changes at restart only (as for outbound delivery) */
+	w.dns_server = xstrdup(settings_str(w.set, S_GLOBAL_DNS_SERVER));
+	if (worker_dns_open(&w, &error) < 0)
+		fatal("%s", error);
 	w.tls_mx = a->tls_mx;
 	w.tls_sub = a->tls_sub;
 	w.limits = a->limits;
@@ -1226,6 +1478,9 @@ int worker_main(const struct worker_args *a)
 	frame_chan_free(&w.parent);
 	stop_listening(&w);
 	timeout_remove(&w.accept_pause);
+	io_remove(&w.dns_io);
+	dnsr_free(&w.dns);
+	free(w.dns_server);
 	free(w.lios);
 	free(w.slots);
 	free(w.gens);
