@@ -5,13 +5,15 @@ and its compacting thread compresses those bytes once deliveries pause.
 
 1. Mail stored with global.store_compression = none is compressed by the
    pass the delivery process makes at start once zstd is configured, and
-   reads back byte for byte.
+   reads back byte for byte, also when the daemon is SIGKILLed in the
+   middle of that pass and started again.
 2. A burst from 40 parallel sessions with compress_backlog = 1: every
    message gets its 250, and soon after the burst no stored chunk is left
    uncompressed, every message intact."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -63,19 +65,36 @@ def main():
     try:
         srv.add_account(RCPT)
         srv.start()
-        expected = {"raw-%d" % i: body(i) for i in range(30)}
-        send(srv, list(expected.items()))
+        expected = {"raw-%d" % i: body(i) for i in range(600)}
+        items = list(expected.items())
+        senders = [threading.Thread(target=send, args=(srv, items[k::4])) for k in range(4)]
+        for t in senders:
+            t.start()
+        for t in senders:
+            t.join()
         srv.stop()
-        check(stats(srv)["uncompressed_chunks"] == 30, "stored uncompressed: %s" % stats(srv))
+        check(stats(srv)["uncompressed_chunks"] == 600, "stored uncompressed: %s" % stats(srv))
 
-        # 1. zstd configured: the pass at start compresses what is there
+        # 1. zstd configured: the pass at start compresses what is there; a
+        # SIGKILL in the middle of it loses nothing
         srv.settings["global.store_compression"] = "zstd"
         srv.settings["smtpd.compress_backlog"] = "1"
         srv.write_config()
         srv.start()
-        if not srv.wait_log("event=compacted chunks=30", timeout=30):
-            fail("no compaction pass at start:\n" + srv.log()[-3000:])
+        end = time.time() + 30
+        while stats(srv)["uncompressed_chunks"] == 600 and time.time() < end:
+            pass
+        srv.stop(signal.SIGKILL)
+        left = stats(srv)["uncompressed_chunks"]
+        print("SIGKILL during the pass: %d of 600 chunks were still uncompressed" % left)
+        check_intact(srv, expected)
+        srv.start()
+        end = time.time() + 60
+        while stats(srv)["uncompressed_chunks"] > 0 and time.time() < end:
+            time.sleep(0.2)
         check(stats(srv)["uncompressed_chunks"] == 0, "after the pass: %s" % stats(srv))
+        if not srv.wait_log("event=compacted chunks=", timeout=10) and left > 0:
+            fail("no compaction logged:\n" + srv.log()[-3000:])
         check_intact(srv, expected)
 
         # 2. a burst: whatever was stored uncompressed is compacted after it
@@ -93,7 +112,7 @@ def main():
         while stats(srv)["uncompressed_chunks"] > 0 and time.time() < end:
             time.sleep(0.2)
         check(stats(srv)["uncompressed_chunks"] == 0, "left uncompressed: %s" % stats(srv))
-        check(stats(srv)["messages"] == 30 + 400, "messages: %s" % stats(srv))
+        check(stats(srv)["messages"] == 600 + 400, "messages: %s" % stats(srv))
         check_intact(srv, burst)
         check_intact(srv, expected)
         srv.stop()
