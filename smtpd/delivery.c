@@ -151,6 +151,22 @@ static void send_small(struct dworker *w, uint32_t type, struct str *buf)
 	str_free(buf);
 }
 
+/* A thread wakes the main loop through an eventfd. */
+static void efd_signal(int fd)
+{
+	uint64_t one = 1;
+	if (write(fd, &one, sizeof(one)) < 0) {
+		/* the counter cannot overflow in practice; nothing to do */
+	}
+}
+
+static void efd_drain(int fd)
+{
+	uint64_t n;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		fatal("eventfd read: %s", strerror(errno));
+}
+
 /* ---- the password thread ---- */
 
 static void *auth_thread(void *ctx)
@@ -170,10 +186,7 @@ static void *auth_thread(void *ctx)
 		pthread_mutex_lock(&d->mu);
 		j->next = d->done;
 		d->done = j;
-		uint64_t one = 1;
-		if (write(d->efd, &one, sizeof(one)) < 0) {
-			/* the counter cannot overflow in practice; nothing to do */
-		}
+		efd_signal(d->efd);
 	}
 	pthread_mutex_unlock(&d->mu);
 	return NULL;
@@ -183,9 +196,7 @@ static void auth_done(void *ctx, unsigned revents)
 {
 	struct delivery *d = ctx;
 	(void)revents;
-	uint64_t n;
-	if (read(d->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		fatal("eventfd read: %s", strerror(errno));
+	efd_drain(d->efd);
 	pthread_mutex_lock(&d->mu);
 	struct auth_job *list = d->done;
 	d->done = NULL;
@@ -231,10 +242,7 @@ static void *prep_thread(void *ctx)
 		j->done = true;
 		d->n_busy--;
 		pthread_cond_broadcast(&d->pdone_cv);
-		uint64_t one = 1;
-		if (write(d->pefd, &one, sizeof(one)) < 0) {
-			/* the counter cannot overflow in practice; nothing to do */
-		}
+		efd_signal(d->pefd);
 	}
 	pthread_mutex_unlock(&d->pmu);
 	return NULL;
@@ -289,9 +297,7 @@ static void prep_done(void *ctx, unsigned revents)
 {
 	struct delivery *d = ctx;
 	(void)revents;
-	uint64_t n;
-	if (read(d->pefd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		fatal("eventfd read: %s", strerror(errno));
+	efd_drain(d->pefd);
 	defer_schedule(d->commit);
 }
 
@@ -583,10 +589,7 @@ static void *commit_thread(void *ctx)
 		d->cerror = error;
 		d->cdone = true;
 		pthread_cond_signal(&d->ccv);
-		uint64_t one = 1;
-		if (write(d->cefd, &one, sizeof(one)) < 0) {
-			/* the counter cannot overflow in practice; nothing to do */
-		}
+		efd_signal(d->cefd);
 	}
 	pthread_mutex_unlock(&d->cmu);
 	return NULL;
@@ -683,9 +686,7 @@ static void commit_done(void *ctx, unsigned revents)
 {
 	struct delivery *d = ctx;
 	(void)revents;
-	uint64_t n;
-	if (read(d->cefd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		fatal("eventfd read: %s", strerror(errno));
+	efd_drain(d->cefd);
 	bool done;
 	pthread_mutex_lock(&d->cmu);
 	done = d->cdone;
