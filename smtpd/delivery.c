@@ -56,19 +56,24 @@ struct pending {
 	size_t queue_record_len;
 	struct prep_job *job;            /* its preparation, until taken */
 	struct store_prepared *prepared; /* hashed and compressed */
+	struct store_prepared *queue_prepared; /* the queue copy's */
 	/* results */
 	uint32_t queued;
 	uint64_t queue_id;
 };
 
-/* A message for the preparing threads; done and result under pmu. */
+/* A message for the preparing threads: its local copy and its queue copy
+ * (without Return-Path), as needed; done and the results under pmu. */
 struct prep_job {
 	struct prep_job *next;
 	const void *data;
 	size_t size;
 	const void *parsed;
 	size_t parsed_size;
-	struct store_prepared *result;
+	const void *qdata;
+	size_t qsize;
+	bool want_local, want_queue;
+	struct store_prepared *result, *qresult;
 	bool done;
 };
 
@@ -216,6 +221,15 @@ static void auth_done(void *ctx, unsigned revents)
 
 /* ---- the preparing threads ---- */
 
+static void prepare_copies(struct store *st, struct prep_job *j, bool compress)
+{
+	if (j->want_local)
+		j->result = store_prepare_as(st, j->data, j->size, j->parsed, j->parsed_size,
+					     compress);
+	if (j->want_queue)
+		j->qresult = store_prepare_as(st, j->qdata, j->qsize, NULL, 0, compress);
+}
+
 static void *prep_thread(void *ctx)
 {
 	struct delivery *d = ctx;
@@ -235,10 +249,9 @@ static void *prep_thread(void *ctx)
 		if (!compress)
 			d->stored_raw++;
 		pthread_mutex_unlock(&d->pmu);
-		struct store_prepared *r = store_prepare_as(d->store, j->data, j->size, j->parsed,
-							    j->parsed_size, compress);
+		/* j is the thread's until done: nothing else reads the results */
+		prepare_copies(d->store, j, compress);
 		pthread_mutex_lock(&d->pmu);
-		j->result = r;
 		j->done = true;
 		d->n_busy--;
 		pthread_cond_broadcast(&d->pdone_cv);
@@ -248,13 +261,10 @@ static void *prep_thread(void *ctx)
 	return NULL;
 }
 
-static void prep_queue(struct delivery *d, struct pending *p)
+static void prep_queue(struct delivery *d, struct pending *p, const struct prep_job *job)
 {
-	struct prep_job *j = xcalloc(1, sizeof(*j));
-	j->data = p->data;
-	j->size = p->size;
-	j->parsed = p->parsed;
-	j->parsed_size = p->parsed_size;
+	struct prep_job *j = xmalloc(sizeof(*j));
+	*j = *job;
 	p->job = j;
 	pthread_mutex_lock(&d->pmu);
 	*d->pjobs_tail = j;
@@ -463,12 +473,27 @@ static void handle_deliver(struct dworker *w, struct frame_reader *r)
 	p.queue_record = qlen ? xmemdup(q, qlen) : NULL;
 	p.queue_record_len = qlen;
 	atomic_store(&d->last_arrival_ms, mono_ms());
+	struct prep_job job = {
+		.data = p.data,
+		.size = p.size,
+		.parsed = p.parsed,
+		.parsed_size = p.parsed_size,
+		.qdata = p.data + p.rp_len,
+		.qsize = p.size - p.rp_len,
+		.want_local = n > 0,
+		.want_queue = p.queue_record != NULL,
+	};
 	/* Nothing else waiting (a lone session): prepared here, which saves
 	 * two thread hand-offs on the way to the commit. */
-	if (n > 0 && !d->committing && d->n_batch == 0 && prep_idle(d))
-		p.prepared = store_prepare(d->store, p.data, p.size, p.parsed, p.parsed_size);
-	else if (n > 0)
-		prep_queue(d, &p);
+	if (job.want_local || job.want_queue) {
+		if (!d->committing && d->n_batch == 0 && prep_idle(d)) {
+			prepare_copies(d->store, &job, true);
+			p.prepared = job.result;
+			p.queue_prepared = job.qresult;
+		} else {
+			prep_queue(d, &p, &job);
+		}
+	}
 	if (d->n_batch == d->cap_batch) {
 		d->cap_batch = d->cap_batch ? d->cap_batch * 2 : 64;
 		d->batch = xreallocarray(d->batch, d->cap_batch, sizeof(*d->batch));
@@ -487,6 +512,7 @@ static void pending_free(struct pending *p)
 	free(p->parsed);
 	free(p->queue_record);
 	store_prepared_free(&p->prepared);
+	store_prepared_free(&p->queue_prepared);
 	/* a job is taken (commit_start) before its message can be freed */
 	free(p->job);
 }
@@ -560,9 +586,9 @@ static int commit_fn(struct store_txn *t, void *ctx, const char **error_r)
 				return -1;
 		}
 		if (p->queue_record != NULL) {
-			if (store_txn_queue_add(t, p->queue_record, p->queue_record_len,
-						p->data + p->rp_len, p->size - p->rp_len, &p->queue_id,
-						error_r) < 0)
+			if (store_txn_queue_add_prepared(t, p->queue_record, p->queue_record_len,
+							 p->queue_prepared, &p->queue_id,
+							 error_r) < 0)
 				return -1;
 			p->queued = DQ_QUEUED;
 		}
@@ -613,6 +639,7 @@ static void commit_start(struct delivery *d)
 		if (n < max && ready(p)) {
 			if (p->job != NULL) {
 				p->prepared = p->job->result;
+				p->queue_prepared = p->job->qresult;
 				free(p->job);
 				p->job = NULL;
 			}

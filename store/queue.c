@@ -5,8 +5,8 @@
 
 #include <stdlib.h>
 
-int store_txn_queue_add(struct store_txn *t, const void *record, size_t record_len,
-			const void *data, size_t size, uint64_t *id_r, const char **error_r)
+static int queue_put(struct store_txn *t, const void *record, size_t record_len,
+		     const struct blob_prep *prep, uint64_t *id_r, const char **error_r)
 {
 	if (record_len > STORE_QUEUE_RECORD_MAX) {
 		*error_r = "queue record too large";
@@ -15,7 +15,7 @@ int store_txn_queue_add(struct store_txn *t, const void *record, size_t record_l
 	uint64_t id;
 	uint8_t blob[STORE_BLOB_ID_LEN], key[8];
 	if (meta_next(t, "next_queue", &id, error_r) < 0 ||
-	    blob_ref(t, data, size, NULL, 0, 1, true, blob, error_r) < 0)
+	    blob_ref_prepared(t, prep, 1, true, blob, error_r) < 0)
 		return -1;
 	uint8_t *val = xmalloc(STORE_BLOB_ID_LEN + record_len);
 	memcpy(val, blob, STORE_BLOB_ID_LEN);
@@ -27,6 +27,23 @@ int store_txn_queue_add(struct store_txn *t, const void *record, size_t record_l
 	if (ret == 0)
 		*id_r = id;
 	return ret;
+}
+
+int store_txn_queue_add(struct store_txn *t, const void *record, size_t record_len,
+			const void *data, size_t size, uint64_t *id_r, const char **error_r)
+{
+	struct blob_prep p;
+	blob_prepare(&p, data, size, NULL, 0, t->store->compress);
+	int ret = queue_put(t, record, record_len, &p, id_r, error_r);
+	blob_prep_free(&p);
+	return ret;
+}
+
+int store_txn_queue_add_prepared(struct store_txn *t, const void *record, size_t record_len,
+				 const struct store_prepared *prepared, uint64_t *id_r,
+				 const char **error_r)
+{
+	return queue_put(t, record, record_len, &prepared->blob, id_r, error_r);
 }
 
 int store_txn_queue_get(struct store_txn *t, uint64_t id, const void **record_r,

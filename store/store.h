@@ -384,12 +384,18 @@ int store_quota_check(struct store *store, const char *address, uint64_t size,
 /* ---- outbound queue ----
  * Entries are opaque records (smtpd encodes sender, recipients, attempts...)
  * with a reference to the message bytes, which are stored like mailbox
- * messages (content-addressed, reference-counted). Ids are never reused. */
+ * messages (reference-counted, under sequential ids: a queued message
+ * carries its own Received: field). Ids are never reused. */
 #define STORE_QUEUE_RECORD_MAX (1024 * 1024)
 
 /* Adds an entry with the message bytes; *id_r gets its new id. */
 int store_txn_queue_add(struct store_txn *txn, const void *record, size_t record_len,
 			const void *data, size_t size, uint64_t *id_r, const char **error_r);
+/* The same with bytes made ready by store_prepare() outside the
+ * transaction. */
+int store_txn_queue_add_prepared(struct store_txn *txn, const void *record, size_t record_len,
+				 const struct store_prepared *prepared, uint64_t *id_r,
+				 const char **error_r);
 /* Replaces the record of an existing entry (the bytes stay). */
 int store_txn_queue_update(struct store_txn *txn, uint64_t id, const void *record,
 			   size_t record_len, const char **error_r);

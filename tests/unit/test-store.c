@@ -980,6 +980,14 @@ static int queue_add_fn(struct store_txn *t, void *ctx, const char **error_r)
 	return store_txn_queue_add(t, "rec", 3, "message", 7, &c->id, error_r);
 }
 
+static struct store_prepared *queue_prep;
+
+static int queue_add_prepared_fn(struct store_txn *t, void *ctx, const char **error_r)
+{
+	struct queue_ctx *c = ctx;
+	return store_txn_queue_add_prepared(t, "rec2", 4, queue_prep, &c->id, error_r);
+}
+
 static int queue_count(uint64_t id, const void *rec, size_t len, const uint8_t *blob, void *ctx)
 {
 	(void)id;
@@ -1024,6 +1032,29 @@ START_TEST(test_queue)
 	ck_assert_int_eq(store_stats(st, &s, &err), 0);
 	ck_assert_uint_eq(s.queued, 0);
 	ck_assert_uint_eq(s.blobs, 0);
+
+	/* bytes prepared outside the transaction (the delivery process's way),
+	 * 3 chunks, compressed */
+	const size_t size = 150000;
+	char *msg = make_message(size, 77), *back = xmalloc(size);
+	queue_prep = store_prepare(st, msg, size, NULL, 0);
+	ck_assert_int_eq(store_write(st, queue_add_prepared_fn, &c, &err), 0);
+	store_prepared_free(&queue_prep);
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	ck_assert_int_eq(store_txn_queue_get(t, c.id, &rec, &len, blob, &err), 1);
+	ck_assert_uint_eq(len, 4);
+	ck_assert(memcmp(rec, "rec2", 4) == 0);
+	ck_assert_int_eq(store_txn_blob_read(t, blob, 0, back, size, &err), 0);
+	ck_assert(memcmp(back, msg, size) == 0);
+	store_read_end(&t);
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.chunks, 3);
+	ck_assert_uint_eq(s.uncompressed_chunks, 0);
+	ck_assert_int_eq(store_write(st, queue_del_fn, &c, &err), 0);
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.blobs, 0);
+	free(msg);
+	free(back);
 }
 END_TEST
 
