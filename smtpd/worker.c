@@ -511,10 +511,20 @@ static void milter_then(struct client *c, enum smtp_stage stage)
 {
 	struct smtp_tx *tx = smtp_session_tx(c->s);
 	switch (stage) {
-	case SMTP_STAGE_CONNECT:
-		milter_connect(c->milter, c->name, c->ip, net_addr_port(&c->peer),
+	case SMTP_STAGE_CONNECT: {
+		/* as Postfix: an unknown name is "[ADDR]" in the connect
+		 * step (Sendmail's form), "unknown" in {client_name} */
+		char host[256]; /* a host name (253) or "[ADDR]" */
+		if (c->name != NULL)
+			snprintf(host, sizeof(host), "%s", c->name);
+		else if (net_addr_is_ip(&c->peer))
+			snprintf(host, sizeof(host), "[%s]", c->ip);
+		else
+			snprintf(host, sizeof(host), "unknown");
+		milter_connect(c->milter, host, c->ip, net_addr_port(&c->peer),
 			       c->peer.ss.ss_family == AF_INET6, milter_done, c);
 		return;
+	}
 	case SMTP_STAGE_HELO:
 		milter_helo(c->milter, smtp_session_helo(c->s), milter_done, c);
 		return;

@@ -1,13 +1,14 @@
 """congvu-smtpd names its clients as Postfix does (smtpd.reverse_dns): the
-PTR name of the client's address, confirmed by an A record holding that
-address, goes into Received: and the milters' {client_name}; a PTR name
-pointing elsewhere, a malformed one, no PTR, or a DNS server that never
-answers (after smtpd.reverse_dns_timeout) give "unknown", and the session
-goes on. With global.dns_server set, loopback clients are looked up there
-too, so the clients connect from 127.0.0.1 to 127.0.0.7 and a small DNS
-server of this file answers for each address differently. Without
-global.dns_server a loopback client is "localhost" without a query;
-smtpd.reverse_dns = no gives "unknown". Python standard library only."""
+PTR name of the client's address, confirmed by an A (AAAA for IPv6) record
+holding that address, goes into Received: and the milters' {client_name};
+a PTR name pointing elsewhere, a malformed one, no PTR, or a DNS server
+that never answers (after smtpd.reverse_dns_timeout) give "unknown", and
+the session goes on. With global.dns_server set, loopback clients are
+looked up there too, so the clients connect from 127.0.0.1 to 127.0.0.7
+and ::1, and a small DNS server of this file answers for each address
+differently. Without global.dns_server a loopback client is "localhost"
+without a query; smtpd.reverse_dns = no gives "unknown". Python standard
+library only."""
 
 import os
 import smtplib
@@ -102,8 +103,17 @@ def ptr(ip):
     return ".".join(reversed(ip.split("."))) + ".in-addr.arpa"
 
 
+def ptr6(ip):
+    nibbles = socket.inet_pton(socket.AF_INET6, ip).hex()
+    return ".".join(reversed(nibbles)) + ".ip6.arpa"
+
+
 def a(ip):
     return socket.inet_aton(ip)
+
+
+def aaaa(ip):
+    return socket.inet_pton(socket.AF_INET6, ip)
 
 
 RECORDS = {
@@ -124,6 +134,10 @@ RECORDS = {
     # 127.0.0.7: the PTR name's own look-up never answers
     (ptr("127.0.0.7"), T_PTR): [wire_name("cham.khachhang.vn")],
     ("cham.khachhang.vn", T_A): [a("127.0.0.7")],
+    # ::1: confirmed by its AAAA record
+    (ptr6("::1"), T_PTR): [wire_name("mx6.khachhang.vn")],
+    ("mx6.khachhang.vn", T_AAAA): [aaaa("2001:db8::1"), aaaa("::1")],
+    ("mx6.khachhang.vn", T_A): [a("127.0.0.1")],
 }
 # 127.0.0.3: the PTR query is never answered
 SILENT = (ptr("127.0.0.3"), "cham.khachhang.vn")
@@ -131,7 +145,8 @@ SILENT = (ptr("127.0.0.3"), "cham.khachhang.vn")
 
 def send(srv, source, subject):
     """One message from source over port 25; returns its stored bytes."""
-    c = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=30, source_address=(source, 0))
+    host = "::1" if ":" in source else "127.0.0.1"
+    c = smtplib.SMTP(host, srv.ports["smtp"], timeout=30, source_address=(source, 0))
     c.ehlo("helo.khachhang.vn")
     refused = c.sendmail("s@example.org", [DEMO], message(subject))
     check(refused == {}, "refused: %r" % refused)
@@ -158,6 +173,9 @@ def test_with_server(dns, milter):
         "smtpd.reverse_dns_timeout": "1s",
         "smtpd.milters": milter.spec,
     })
+    # IPv6 too, on the same port number
+    srv.settings["smtpd.smtp_listen"] += ", [::1]:%d" % srv.ports["smtp"]
+    srv.write_config()
     try:
         srv.start()
         srv.add_account(DEMO)
@@ -169,6 +187,7 @@ def test_with_server(dns, milter):
             ("127.0.0.5", "mx5.khachhang.vn", "verified=yes"),
             ("127.0.0.6", None, "reason=malformed_name"),
             ("127.0.0.7", None, "reason=timeout"),
+            ("::1", "mx6.khachhang.vn", "verified=yes"),
         ]
         for source, name, logged in cases:
             data = send(srv, source, "from " + source)
@@ -177,7 +196,8 @@ def test_with_server(dns, milter):
                   "%s: Received: %r, expected %r" % (source, received_from(data), want))
             check(milter.macros.get("{client_name}") == (name or "unknown"),
                   "%s: milter {client_name} %r" % (source, milter.macros.get("{client_name}")))
-            check(connect_hostname(milter) == (name or "unknown"),
+            # Postfix sends an unknown name as "[ADDR]" in the connect step
+            check(connect_hostname(milter) == (name or "[%s]" % source),
                   "%s: milter connect host name %r" % (source, connect_hostname(milter)))
             lines = [ln for ln in srv.log().splitlines()
                      if "event=client_name " in ln and "ip=%s " % source in ln]
@@ -187,6 +207,7 @@ def test_with_server(dns, milter):
         # the forward look-up is for the client's family only
         check(dns.queries.get(("mx.khachhang.vn", T_AAAA), 0) == 0,
               "AAAA asked for an IPv4 client")
+        check(dns.queries.get(("mx6.khachhang.vn", T_A), 0) == 0, "A asked for an IPv6 client")
         check(dns.queries.get(("bad_name.khachhang.vn", T_A), 0) == 0,
               "a malformed name was looked up")
         # a client that leaves during the look-up: no greeting, no trouble
