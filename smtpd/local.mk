@@ -98,6 +98,15 @@ tests_unit_test_rdns_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(UNBOUND_CFLAGS) $(O
 tests_unit_test_rdns_LDADD = $(LIBOUTBOUND) $(LIBCONGVU_NET) $(LIBCONGVU) $(UNBOUND_LIBS) \
 	$(CHECK_LIBS)
 INTEGRATION_TESTS += tests/integration/smtpd_rdns.py
+if FUZZERS
+noinst_PROGRAMS += tests/fuzz/fuzz-rdns
+tests_fuzz_fuzz_rdns_SOURCES = tests/fuzz/fuzz-rdns.c smtpd/dns-resolver.c smtpd/dane.c
+tests_fuzz_fuzz_rdns_CFLAGS = $(AM_CFLAGS) $(UNBOUND_CFLAGS) $(OPENSSL_CFLAGS) \
+	-I$(top_srcdir)/smtpd -fsanitize=fuzzer
+tests_fuzz_fuzz_rdns_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_rdns_LDADD = $(LIBCONGVU_NET) $(LIBCONGVU) $(UNBOUND_LIBS)
+endif
+EXTRA_DIST += tests/fuzz/fuzz-rdns.c
 
 # outbound delivery (issue 6): fuzz target of the SMTP client and TLS policy parser
 if FUZZERS
