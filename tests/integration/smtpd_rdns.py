@@ -143,12 +143,19 @@ RECORDS = {
 SILENT = (ptr("127.0.0.3"), "cham.khachhang.vn")
 
 
-def send(srv, source, subject):
-    """One message from source over port 25; returns its stored bytes."""
+def send(srv, source, subject, smtps=False):
+    """One message from source over port 25 (or smtps, authenticated);
+    returns its stored bytes."""
     host = "::1" if ":" in source else "127.0.0.1"
-    c = smtplib.SMTP(host, srv.ports["smtp"], timeout=30, source_address=(source, 0))
+    if smtps:
+        c = smtplib.SMTP_SSL(host, srv.ports["smtps"], timeout=30, source_address=(source, 0),
+                             context=srv.tls_context())
+    else:
+        c = smtplib.SMTP(host, srv.ports["smtp"], timeout=30, source_address=(source, 0))
     c.ehlo("helo.khachhang.vn")
-    refused = c.sendmail("s@example.org", [DEMO], message(subject))
+    if smtps:
+        c.login(DEMO, "secret")
+    refused = c.sendmail(DEMO if smtps else "s@example.org", [DEMO], message(subject))
     check(refused == {}, "refused: %r" % refused)
     c.quit()
     got = [m for m in srv.messages(DEMO) if ("Subject: " + subject).encode() in m["data"]]
@@ -168,7 +175,7 @@ def connect_hostname(milter):
 
 
 def test_with_server(dns, milter):
-    srv = Server(services=("smtp",), settings={
+    srv = Server(services=("smtp", "smtps"), settings={
         "global.dns_server": "127.0.0.1:%d" % dns.port,
         "smtpd.reverse_dns_timeout": "1s",
         "smtpd.milters": milter.spec,
@@ -210,16 +217,26 @@ def test_with_server(dns, milter):
         check(dns.queries.get(("mx6.khachhang.vn", T_A), 0) == 0, "A asked for an IPv6 client")
         check(dns.queries.get(("bad_name.khachhang.vn", T_A), 0) == 0,
               "a malformed name was looked up")
+        # smtps: the TLS handshake and the look-up go on together, the
+        # greeting waits for both
+        for source, name in (("127.0.0.1", "mx.khachhang.vn"), ("127.0.0.3", "unknown")):
+            data = send(srv, source, "smtps from " + source, smtps=True)
+            want = "from helo.khachhang.vn (%s [%s])" % (name, source)
+            check(want in received_from(data) and b"with ESMTPSA" in data[:600],
+                  "smtps %s: Received: %r" % (source, received_from(data)))
         # a client that leaves during the look-up: no greeting, no trouble
+        def leaver_lines():
+            return [ln for ln in srv.log().splitlines()
+                    if "event=client_name " in ln and "ip=127.0.0.3 " in ln]
+        before = len(leaver_lines())
         s = socket.create_connection(("127.0.0.1", srv.ports["smtp"]), timeout=10,
                                      source_address=("127.0.0.3", 0))
         s.close()
         check(srv.wait_log("ip=127.0.0.3 messages=0"), "no disconnect of the early leaver")
         # past its look-up's deadline: cancelled, nothing logged for it
         time.sleep(1.5)
-        lines = [ln for ln in srv.log().splitlines()
-                 if "event=client_name " in ln and "ip=127.0.0.3 " in ln]
-        check(len(lines) == 1, "the early leaver's look-up went on: %r" % lines)
+        check(len(leaver_lines()) == before, "the early leaver's look-up went on: %r"
+              % leaver_lines()[before:])
         data = send(srv, "127.0.0.1", "after an early close")
         check("(mx.khachhang.vn [127.0.0.1])" in received_from(data), "name lost after close")
         check(srv.stop() == 0, "congvu-smtpd did not exit 0")
