@@ -7,10 +7,11 @@ the session goes on. With global.dns_server set, loopback clients are
 looked up there too, so the clients connect from 127.0.0.1 to 127.0.0.7
 and ::1, and a small DNS server of this file answers for each address
 differently. Without global.dns_server a loopback client is "localhost"
-without a query; smtpd.reverse_dns = no gives "unknown". Python standard
-library only."""
+without a query; smtpd.reverse_dns = no gives "unknown", until a reload turns it on.
+Python standard library only."""
 
 import os
+import signal
 import smtplib
 import socket
 import struct
@@ -270,6 +271,14 @@ def test_off(dns):
         check("(unknown [127.0.0.1])" in received_from(data),
               "reverse_dns = no named the client: %r" % received_from(data))
         check(sum(dns.queries.values()) == before, "reverse_dns = no still asked the DNS")
+        # turned on by a reload: the workers make their resolver then
+        srv.settings["smtpd.reverse_dns"] = "yes"
+        srv.write_config()
+        srv.proc.send_signal(signal.SIGHUP)
+        check(srv.wait_log("event=reloaded process=worker", 2), "workers did not reload")
+        data = send(srv, "127.0.0.1", "reverse dns on after reload")
+        check("(mx.khachhang.vn [127.0.0.1])" in received_from(data),
+              "reverse_dns = yes by reload: %r" % received_from(data))
     finally:
         srv.cleanup()
 
