@@ -32,8 +32,8 @@ struct dnsr_mx {
  * the loopback reverse zones, and the private ones (RFC 1918...) are asked
  * of the server in both cases instead of being NXDOMAIN in libunbound.
  * trust_anchor: "" (no DNSSEC validation: every answer is insecure) or a
- * file of DS/DNSKEY records (e.g. /usr/share/dns/root.key). Returns 0 and *r, or -1 with *error_r
- * (caller frees) naming the setting. */
+ * file of DS/DNSKEY records (e.g. /usr/share/dns/root.key). Returns 0
+ * and *r, or -1 with *error_r (caller frees) naming the setting. */
 int dnsr_new(const char *server, const char *trust_anchor, struct dnsr **r, char **error_r);
 void dnsr_free(struct dnsr **r);
 int dnsr_fd(struct dnsr *r);
