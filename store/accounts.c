@@ -287,7 +287,8 @@ static int recalc_mailbox(const struct store_mailbox *m, void *ctx)
 	MDB_val k = { 8, key }, v;
 	for (r = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); r == 0;
 	     r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != 8 || get_be32(k.mv_data) != m->id)
+		if (k.mv_size != 8 || get_be32(k.mv_data) != m->id ||
+		    get_be32((uint8_t *)k.mv_data + 4) == MAILBOX_REC_UID)
 			break;
 		struct store_message msg;
 		if (message_decode(v.mv_data, v.mv_size, get_be32((uint8_t *)k.mv_data + 4), &msg) <

@@ -10,11 +10,6 @@
 
 #define MAILBOX_REC_VERSION 1
 
-static void id_key(uint8_t key[4], uint32_t id)
-{
-	put_be32(key, id);
-}
-
 /* key = be32 account . name; returns its length. */
 static size_t name_key(uint8_t *key, uint32_t account_id, const char *name)
 {
@@ -48,10 +43,10 @@ static bool valid_name(const char *name)
 
 int mailbox_load(struct store_txn *t, uint32_t id, struct store_mailbox *m, const char **error_r)
 {
-	uint8_t key[4];
+	uint8_t key[8];
 	MDB_val v;
-	id_key(key, id);
-	int ret = db_get(t, DBI_MAILBOXES, key, 4, &v, error_r);
+	message_key(key, id, MAILBOX_REC_UID);
+	int ret = db_get(t, DBI_MESSAGES, key, 8, &v, error_r);
 	if (ret <= 0)
 		return ret;
 	struct rec_reader r = { v.mv_data, v.mv_size, false };
@@ -102,9 +97,9 @@ int mailbox_save(struct store_txn *t, const struct store_mailbox *m, const char 
 	rw_u8(&w, (uint8_t)m->n_keywords);
 	for (unsigned i = 0; i < m->n_keywords; i++)
 		rw_str(&w, m->keywords[i]);
-	uint8_t key[4];
-	id_key(key, m->id);
-	int ret = db_put(t, DBI_MAILBOXES, key, 4, w.buf, w.len, 0, error_r);
+	uint8_t key[8];
+	message_key(key, m->id, MAILBOX_REC_UID);
+	int ret = db_put(t, DBI_MESSAGES, key, 8, w.buf, w.len, 0, error_r);
 	rw_free(&w);
 	return ret;
 }
@@ -266,7 +261,8 @@ static int mailbox_clear(struct store_txn *t, struct store_mailbox *m, bool drop
 	uint64_t bytes = 0, count = 0;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) {
-		if (k.mv_size != 8 || get_be32(k.mv_data) != m->id)
+		if (k.mv_size != 8 || get_be32(k.mv_data) != m->id ||
+		    get_be32((uint8_t *)k.mv_data + 4) == MAILBOX_REC_UID)
 			break;
 		struct store_message msg;
 		if (message_decode(v.mv_data, v.mv_size, get_be32((uint8_t *)k.mv_data + 4), &msg) <
@@ -289,8 +285,6 @@ static int mailbox_clear(struct store_txn *t, struct store_mailbox *m, bool drop
 		message_key(key, m->id, msg.uid + 1);
 		k.mv_size = 8;
 		k.mv_data = key;
-		if (msg.uid == UINT32_MAX)
-			break;
 	}
 	if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
 		ret = db_fail(t, rc, error_r);
@@ -305,13 +299,17 @@ static int mailbox_clear(struct store_txn *t, struct store_mailbox *m, bool drop
 	put_be32(ckey, m->id);
 	k.mv_size = 4;
 	k.mv_data = ckey;
+	/* Seek again after each delete: a cursor on a deleted last entry has
+	 * no current entry (MDB_GET_CURRENT then fails with EINVAL). */
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT)) {
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) {
 		if (k.mv_size < 4 || get_be32(k.mv_data) != m->id)
 			break;
 		rc = mdb_cursor_del(cur, 0);
 		if (rc != 0)
 			break;
+		k.mv_size = 4;
+		k.mv_data = ckey;
 	}
 	mdb_cursor_close(cur);
 	if (rc != 0 && rc != MDB_NOTFOUND)
@@ -333,11 +331,11 @@ int store_txn_mailbox_delete(struct store_txn *t, uint32_t mailbox_id, const cha
 	if (ret > 0)
 		ret = mailbox_clear(t, m, true, error_r);
 	if (ret == 0) {
-		uint8_t key[4 + STORE_MAILBOX_NAME_MAX], idk[4];
+		uint8_t key[4 + STORE_MAILBOX_NAME_MAX], reck[8];
 		size_t klen = name_key(key, m->account_id, m->name);
-		id_key(idk, m->id);
+		message_key(reck, m->id, MAILBOX_REC_UID);
 		if (db_del(t, DBI_MAILBOX_NAMES, key, klen, error_r) < 0 ||
-		    db_del(t, DBI_MAILBOXES, idk, 4, error_r) < 0)
+		    db_del(t, DBI_MESSAGES, reck, 8, error_r) < 0)
 			ret = -1;
 	}
 	free(m);
@@ -421,7 +419,8 @@ static int rename_inbox(struct store_txn *t, struct store_mailbox *inbox, const 
 	MDB_val k = { 8, key }, v;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != 8 || get_be32(k.mv_data) != inbox->id)
+		if (k.mv_size != 8 || get_be32(k.mv_data) != inbox->id ||
+		    get_be32((uint8_t *)k.mv_data + 4) == MAILBOX_REC_UID)
 			break;
 		if (c.n == c.cap) {
 			c.cap = c.cap ? c.cap * 2 : 64;

@@ -74,6 +74,8 @@ int store_txn_message_get(struct store_txn *t, uint32_t mailbox_id, uint32_t uid
 {
 	uint8_t key[8];
 	MDB_val v;
+	if (uid == MAILBOX_REC_UID)
+		return 0; /* the mailbox's record, not a message */
 	message_key(key, mailbox_id, uid);
 	int ret = db_get(t, DBI_MESSAGES, key, 8, &v, error_r);
 	if (ret <= 0)
@@ -103,7 +105,7 @@ int store_txn_message_foreach(struct store_txn *t, uint32_t mailbox_id, uint32_t
 		if (k.mv_size != 8 || get_be32(k.mv_data) != mailbox_id)
 			break;
 		uint32_t uid = get_be32((uint8_t *)k.mv_data + 4);
-		if (uid > uid_last)
+		if (uid > uid_last || uid == MAILBOX_REC_UID)
 			break;
 		struct store_message msg;
 		if (message_decode(v.mv_data, v.mv_size, uid, &msg) < 0) {
@@ -146,6 +148,8 @@ static int arrivals_since(struct store_txn *t, uint32_t mailbox_id, uint64_t sin
 	for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
 		if (k.mv_size != 8 || get_be32(k.mv_data) != mailbox_id)
 			break;
+		if (get_be32((uint8_t *)k.mv_data + 4) == MAILBOX_REC_UID)
+			continue; /* the mailbox's record */
 		struct store_message msg;
 		if (message_decode(v.mv_data, v.mv_size, get_be32((uint8_t *)k.mv_data + 4), &msg) <
 		    0) {

@@ -9,8 +9,9 @@
 
 #include "store.h"
 
-/* Schema version kept in meta; a store written by a newer version is refused. */
-#define STORE_SCHEMA_VERSION 1
+/* Schema version kept in meta; a store of another version is refused.
+ * 2: mailbox records live in `messages`, after their messages. */
+#define STORE_SCHEMA_VERSION 2
 /* Blobs larger than this go into chunks of this size, so that LMDB never
  * needs long runs of free pages for one value. */
 #define BLOB_CHUNK_SIZE (64 * 1024)
@@ -20,9 +21,9 @@ enum store_dbi {
 	DBI_META,          /* "version", "next_account", ... -> u64 */
 	DBI_ACCOUNTS,      /* u32be id -> account record */
 	DBI_ACCOUNT_NAMES, /* address -> u32be id */
-	DBI_MAILBOXES,     /* u32be id -> mailbox record */
 	DBI_MAILBOX_NAMES, /* u32be account id . name -> u32be mailbox id */
-	DBI_MESSAGES,      /* u32be mailbox id . u32be uid -> message record */
+	DBI_MESSAGES,      /* u32be mailbox id . u32be uid -> message record;
+			    * u32be mailbox id . MAILBOX_REC_UID -> mailbox record */
 	DBI_CHANGES,       /* u32be mailbox id . u64be modseq . u32be uid -> u8 kind
 			    * (flag changes and expunges; arrivals are not logged) */
 	DBI_BLOBS,         /* sha256 -> blob record (seq, refcount, size, chunks, parse length) */
@@ -145,6 +146,10 @@ int account_save(struct store_txn *t, const struct store_account *a, const char 
 int mailbox_load(struct store_txn *t, uint32_t id, struct store_mailbox *m, const char **error_r);
 int mailbox_save(struct store_txn *t, const struct store_mailbox *m, const char **error_r);
 void message_key(uint8_t key[8], uint32_t mailbox_id, uint32_t uid);
+/* The mailbox record is keyed right after the mailbox's messages (UIDs stop
+ * below it), so a delivery's new message and the mailbox's new UIDNEXT and
+ * counts land on the same B-tree page: one page written, not two. */
+#define MAILBOX_REC_UID UINT32_MAX
 #define MESSAGE_REC_LEN 88
 void message_encode(const struct store_message *m, uint8_t out[MESSAGE_REC_LEN]);
 int message_decode(const void *data, size_t len, uint32_t uid, struct store_message *m);

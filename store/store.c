@@ -22,7 +22,6 @@ static const char *const dbi_names[DBI_COUNT] = {
 	[DBI_META] = "meta",
 	[DBI_ACCOUNTS] = "accounts",
 	[DBI_ACCOUNT_NAMES] = "account_names",
-	[DBI_MAILBOXES] = "mailboxes",
 	[DBI_MAILBOX_NAMES] = "mailbox_names",
 	[DBI_MESSAGES] = "messages",
 	[DBI_CHANGES] = "changes",
@@ -282,13 +281,16 @@ static int open_dbis(struct store *s, const char **error_r)
 			return -1;
 		}
 	}
-	/* The schema version: refuse a store from a newer congvu. */
+	/* The schema version: refuse a store of another layout. */
 	MDB_val k = { 7, "version" }, v;
 	rc = mdb_get(txn, s->dbi[DBI_META], &k, &v);
 	if (rc == 0) {
-		if (v.mv_size != 8 || get_be64(v.mv_data) > STORE_SCHEMA_VERSION) {
+		if (v.mv_size != 8 || get_be64(v.mv_data) != STORE_SCHEMA_VERSION) {
 			mdb_txn_abort(txn);
-			*error_r = "store written by a newer congvu (schema version)";
+			*error_r = v.mv_size == 8 && get_be64(v.mv_data) < STORE_SCHEMA_VERSION
+					   ? "store written by an older congvu (schema version 1): "
+					     "create a new one"
+					   : "store written by a newer congvu (schema version)";
 			return -1;
 		}
 	} else if (rc == MDB_NOTFOUND && !s->read_only) {
@@ -581,8 +583,9 @@ int store_stats(struct store *s, struct store_stats *st, const char **error_r)
 	if (store_read_begin(s, &t, error_r) < 0)
 		return -1;
 	st->accounts = dbi_entries(t->txn, s->dbi[DBI_ACCOUNTS]);
-	st->mailboxes = dbi_entries(t->txn, s->dbi[DBI_MAILBOXES]);
-	st->messages = dbi_entries(t->txn, s->dbi[DBI_MESSAGES]);
+	st->mailboxes = dbi_entries(t->txn, s->dbi[DBI_MAILBOX_NAMES]);
+	/* each mailbox's record shares the messages tree */
+	st->messages = dbi_entries(t->txn, s->dbi[DBI_MESSAGES]) - st->mailboxes;
 	st->blobs = dbi_entries(t->txn, s->dbi[DBI_BLOBS]);
 	st->chunks = dbi_entries(t->txn, s->dbi[DBI_CHUNKS]);
 	st->changes = dbi_entries(t->txn, s->dbi[DBI_CHANGES]);

@@ -451,6 +451,57 @@ START_TEST(test_compact_without_compression)
 }
 END_TEST
 
+/* The mailbox record sits in the messages tree after the messages (key
+ * UID 4294967295): it is never seen as a message, by a look-up, a walk,
+ * an expunge or a deletion. */
+static int del_account_fn(struct store_txn *t, void *ctx, const char **error_r)
+{
+	return store_txn_account_del(t, ctx, error_r);
+}
+
+static int count_msg(const struct store_message *m, void *ctx)
+{
+	(void)m;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+START_TEST(test_mailbox_record_beside_messages)
+{
+	add_account("a@lamdong.gov.vn", 0);
+	const char *rc[] = { "a@lamdong.gov.vn" };
+	struct store_rcpt r[1];
+	deliver("Subject: 1\r\n\r\nx\r\n", 18, rc, 1, r);
+	deliver("Subject: 2\r\n\r\ny\r\n", 18, rc, 1, r);
+	uint32_t inbox = inbox_id("a@lamdong.gov.vn");
+	struct store_txn *t;
+	struct store_message m;
+	int n = 0;
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	ck_assert_int_eq(store_txn_message_get(t, inbox, UINT32_MAX, &m, &err), 0);
+	ck_assert_int_eq(store_txn_message_foreach(t, inbox, 1, UINT32_MAX, count_msg, &n, &err), 0);
+	store_read_end(&t);
+	ck_assert_int_eq(n, 2);
+	uint32_t uids[] = { UINT32_MAX, 1 };
+	struct expunge_ctx c = { .mailbox = inbox, .uids = uids, .n = 2 };
+	ck_assert_int_eq(store_write(st, expunge_fn, &c, &err), 0);
+	struct store_mailbox mb = get_mailbox(get_account("a@lamdong.gov.vn").id, "INBOX");
+	ck_assert_uint_eq(mb.messages, 1);
+	ck_assert_uint_eq(mb.uidnext, 3);
+	struct store_stats s;
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.messages, 1);
+	ck_assert_uint_eq(s.mailboxes, 5);
+	/* deleting the account removes records and messages alike */
+	if (store_write(st, del_account_fn, (void *)"a@lamdong.gov.vn", &err) < 0)
+		ck_abort_msg("account delete: %s", err);
+	ck_assert_int_eq(store_stats(st, &s, &err), 0);
+	ck_assert_uint_eq(s.messages, 0);
+	ck_assert_uint_eq(s.mailboxes, 0);
+	ck_assert_uint_eq(s.blobs, 0);
+}
+END_TEST
+
 /* Random deliver/copy/move/expunge/delete sequences keep usage exact. */
 START_TEST(test_quota_exact_random)
 {
@@ -1322,6 +1373,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_compression_round_trip);
 	tcase_add_test(tc, test_prepared_delivery);
 	tcase_add_test(tc, test_unique_delivery);
+	tcase_add_test(tc, test_mailbox_record_beside_messages);
 	tcase_add_test(tc, test_compact);
 	tcase_add_test(tc, test_compact_without_compression);
 	tcase_add_test(tc, test_read_only_open);
