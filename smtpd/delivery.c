@@ -4,11 +4,13 @@
  * the write transaction and its fsync run in a commit thread, and every
  * DF_DELIVER that arrives meanwhile is hashed and compressed (the costly
  * part of storing a message) by preparing threads, one per CPU, and goes
- * into the next transaction once ready. Under load, a message that finds
- * more than smtpd.compress_backlog others waiting for the preparing threads
- * is stored uncompressed: compression yields CPU to accepting mail, as
- * Postfix's stress mode trades its timeouts (doc/smtpd.md), and a
- * compacting thread compresses those bytes once deliveries pause.
+ * into the next transaction once ready. Compression is done when it is
+ * free, while a commit runs: a lone message (nothing else waiting, prepared
+ * in the main thread) and, under load, a message that finds more than
+ * smtpd.compress_backlog others waiting for the preparing threads are
+ * stored uncompressed, so that no reply waits for it (doc/smtpd.md); a
+ * compacting thread compresses those bytes once deliveries pause or a
+ * backlog has built up.
  * Each session gets its reply only after the transaction holding its
  * message is durable. Look-ups are answered meanwhile from read
  * transactions (the store lets them run beside the write). Password hashes
@@ -80,6 +82,7 @@ struct prep_job {
 #define PREP_THREADS_MAX 8
 #define COMPACT_IDLE_MS 500
 #define COMPACT_STEP 64 /* chunks per compaction transaction */
+#define COMPACT_BACKLOG 256 /* messages stored uncompressed: compact now */
 
 struct auth_job {
 	struct auth_job *next;
@@ -346,12 +349,14 @@ static void *compact_thread(void *ctx)
 		ts.tv_sec += 1;
 		pthread_cond_timedwait(&d->kcv, &d->kmu, &ts);
 		uint64_t raw = stored_raw(d);
-		if (d->kstop || raw == d->kseen || !deliveries_idle(d))
+		/* a backlog is compacted even while mail keeps arriving */
+		bool backlog = raw - (d->kseen == UINT64_MAX ? 0 : d->kseen) >= COMPACT_BACKLOG;
+		if (d->kstop || raw == d->kseen || (!deliveries_idle(d) && !backlog))
 			continue;
 		pthread_mutex_unlock(&d->kmu);
 		size_t total = 0;
 		bool more = true, failed = false;
-		while (more && !failed && deliveries_idle(d)) {
+		while (more && !failed && (backlog || deliveries_idle(d))) {
 			size_t n;
 			const char *error;
 			if (store_compact(d->store, COMPACT_STEP, &n, &more, &error) < 0) {
@@ -487,7 +492,14 @@ static void handle_deliver(struct dworker *w, struct frame_reader *r)
 	 * two thread hand-offs on the way to the commit. */
 	if (job.want_local || job.want_queue) {
 		if (!d->committing && d->n_batch == 0 && prep_idle(d)) {
-			prepare_copies(d->store, &job, true);
+			/* stored as it is: its 250 does not wait for compression,
+			 * the compacting thread does it in the background */
+			pthread_mutex_lock(&d->pmu);
+			bool compress = d->compress_backlog == 0;
+			if (!compress)
+				d->stored_raw++;
+			pthread_mutex_unlock(&d->pmu);
+			prepare_copies(d->store, &job, compress);
 			p.prepared = job.result;
 			p.queue_prepared = job.qresult;
 		} else {

@@ -9,7 +9,10 @@ and its compacting thread compresses those bytes once deliveries pause.
    middle of that pass and started again.
 2. A burst from 40 parallel sessions with compress_backlog = 1: every
    message gets its 250, and soon after the burst no stored chunk is left
-   uncompressed, every message intact."""
+   uncompressed, every message intact.
+3. Messages sent one at a time are stored uncompressed at once (nothing to
+   overlap compression with) by default, and compressed before the reply
+   with compress_backlog = 0."""
 
 import json
 import os
@@ -29,6 +32,13 @@ def stats(srv):
     r = subprocess.run([PEEK, "--stats", srv.data], capture_output=True, text=True, timeout=60)
     check(r.returncode == 0, "store-peek --stats: " + r.stderr)
     return json.loads(r.stdout)
+
+
+def stored_raw(srv):
+    """What the delivery process's last stop line says it stored uncompressed."""
+    lines = [line for line in srv.log().splitlines() if "stored_uncompressed=" in line]
+    check(lines, "no stop line of the delivery process")
+    return int(lines[-1].split("stored_uncompressed=")[1].split()[0])
 
 
 def body(i):
@@ -116,10 +126,23 @@ def main():
         check_intact(srv, burst)
         check_intact(srv, expected)
         srv.stop()
-        raw = [line for line in srv.log().splitlines() if "stored_uncompressed=" in line]
-        print("burst of 400 from 40 sessions: %s" % (raw[-1].split("stored_uncompressed=")[1]
-                                                    if raw else "?"),
-              "stored uncompressed, then compacted")
+        print("burst of 400 from 40 sessions: %d stored uncompressed, then compacted"
+              % stored_raw(srv))
+
+        # 3. one at a time
+        for backlog, want in (("0", 0), ("2", 5)):
+            srv.settings["smtpd.compress_backlog"] = backlog
+            srv.write_config()
+            srv.start()
+            lone = {"lone-%s-%d" % (backlog, i): body(5000 + i) for i in range(5)}
+            send(srv, list(lone.items()))
+            if backlog == "0":
+                check(stats(srv)["uncompressed_chunks"] == 0,
+                      "compress_backlog = 0 stored uncompressed: %s" % stats(srv))
+            srv.stop()
+            check(stored_raw(srv) == want, "compress_backlog = %s: %d stored uncompressed, %d "
+                  "expected" % (backlog, stored_raw(srv), want))
+            check_intact(srv, lone)
     finally:
         srv.cleanup()
     print("PASS")
