@@ -186,7 +186,8 @@ static void *prepare_thread(void *ctx)
 			return NULL;
 		struct item it = { xmalloc(MSG_SIZE), NULL };
 		make_message(it.msg, seq);
-		it.prep = store_prepare_as(f->st, it.msg, MSG_SIZE, NULL, 0, compress);
+		it.prep = store_prepare_as(f->st, it.msg, MSG_SIZE, NULL, 0,
+					   STORE_PREP_UNIQUE | (compress ? 0 : STORE_PREP_NO_COMPRESS));
 		pthread_mutex_lock(&f->mu);
 		while (f->n == f->cap && !f->stop)
 			pthread_cond_wait(&f->cv_space, &f->mu);

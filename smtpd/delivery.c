@@ -224,13 +224,15 @@ static void auth_done(void *ctx, unsigned revents)
 
 /* ---- the preparing threads ---- */
 
+/* Both copies are delivered unique (our Received: field): no content hash. */
 static void prepare_copies(struct store *st, struct prep_job *j, bool compress)
 {
+	unsigned flags = STORE_PREP_UNIQUE | (compress ? 0 : STORE_PREP_NO_COMPRESS);
 	if (j->want_local)
 		j->result = store_prepare_as(st, j->data, j->size, j->parsed, j->parsed_size,
-					     compress);
+					     flags);
 	if (j->want_queue)
-		j->qresult = store_prepare_as(st, j->qdata, j->qsize, NULL, 0, compress);
+		j->qresult = store_prepare_as(st, j->qdata, j->qsize, NULL, 0, flags);
 }
 
 static void *prep_thread(void *ctx)

@@ -40,17 +40,14 @@ void blob_hash(const void *data, size_t len, uint8_t out[STORE_BLOB_ID_LEN])
 }
 
 /* The id of bytes stored without content addressing: a zero byte, the
- * storage number (56 bits, big-endian) and the first 24 bytes of the
- * content hash. New ids sort after each other in one corner of the blobs
- * B-tree, so a delivery appends to a page already dirty instead of
- * rewriting a random one. */
-static void blob_unique_id(uint8_t id[STORE_BLOB_ID_LEN], uint64_t seq,
-			   const uint8_t hash[STORE_BLOB_ID_LEN])
+ * storage number (56 bits, big-endian; never reused) and zeros. New ids
+ * sort after each other in one corner of the blobs B-tree, so a delivery
+ * appends to a page already dirty instead of rewriting a random one. */
+static void blob_unique_id(uint8_t id[STORE_BLOB_ID_LEN], uint64_t seq)
 {
-	id[0] = 0;
+	memset(id, 0, STORE_BLOB_ID_LEN);
 	for (int i = 0; i < 7; i++)
 		id[1 + i] = (uint8_t)(seq >> (8 * (6 - i)));
-	memcpy(id + 8, hash, STORE_BLOB_ID_LEN - 8);
 }
 
 /* format byte + bytes, compressed when that saves at least 1/16 */
@@ -80,10 +77,12 @@ void blob_encode_chunk(const uint8_t *data, size_t n, bool compress, uint8_t **o
 }
 
 void blob_prepare(struct blob_prep *p, const void *data, size_t size, const void *parsed,
-		  size_t parsed_size, bool compress)
+		  size_t parsed_size, bool compress, bool hash)
 {
 	memset(p, 0, sizeof(*p));
-	blob_hash(data, size, p->id);
+	if (hash)
+		blob_hash(data, size, p->id);
+	p->hashed = hash;
 	p->size = size;
 	p->n_chunks = (uint32_t)((size + BLOB_CHUNK_SIZE - 1) / BLOB_CHUNK_SIZE);
 	p->chunk = xcalloc(p->n_chunks ? p->n_chunks : 1, sizeof(*p->chunk));
@@ -99,17 +98,19 @@ void blob_prepare(struct blob_prep *p, const void *data, size_t size, const void
 }
 
 struct store_prepared *store_prepare_as(const struct store *s, const void *data, size_t size,
-					const void *parsed, size_t parsed_size, bool compress)
+					const void *parsed, size_t parsed_size, unsigned flags)
 {
 	struct store_prepared *sp = xmalloc(sizeof(*sp));
-	blob_prepare(&sp->blob, data, size, parsed, parsed_size, compress && s->compress);
+	blob_prepare(&sp->blob, data, size, parsed, parsed_size,
+		     !(flags & STORE_PREP_NO_COMPRESS) && s->compress,
+		     !(flags & STORE_PREP_UNIQUE));
 	return sp;
 }
 
 struct store_prepared *store_prepare(const struct store *s, const void *data, size_t size,
 				     const void *parsed, size_t parsed_size)
 {
-	return store_prepare_as(s, data, size, parsed, parsed_size, true);
+	return store_prepare_as(s, data, size, parsed, parsed_size, 0);
 }
 
 void store_prepared_free(struct store_prepared **prep)
@@ -179,8 +180,8 @@ void chunk_key(uint8_t key[CHUNK_KEY_LEN], uint64_t seq, uint32_t idx)
 	put_be32(key + 8, idx);
 }
 
-/* The storage number for new bytes: one past the last in the chunks tree
- * (read from its rightmost page, which the append touches anyway). */
+/* One past the last storage number in the chunks tree (read from its
+ * rightmost page, which the append touches anyway). */
 static int next_chunk_seq(struct store_txn *t, uint64_t *seq_r, const char **error_r)
 {
 	MDB_cursor *cur;
@@ -204,20 +205,35 @@ static int next_chunk_seq(struct store_txn *t, uint64_t *seq_r, const char **err
 	return 0;
 }
 
+/* A new storage number: never reused (a counter in meta), so that a blob
+ * whose bytes take no chunk cannot share its number, and compaction's mark
+ * never skips new bytes; and above every chunk key, so chunks append. */
+static int new_blob_seq(struct store_txn *t, uint64_t *seq_r, const char **error_r)
+{
+	uint64_t counter = 0, after_last = 0;
+	if (meta_get(t, "next_blob_seq", &counter, error_r) < 0 ||
+	    next_chunk_seq(t, &after_last, error_r) < 0)
+		return -1;
+	*seq_r = counter > after_last ? counter : after_last;
+	return meta_put(t, "next_blob_seq", *seq_r + 1, error_r);
+}
+
 int blob_ref_prepared(struct store_txn *t, const struct blob_prep *p, uint64_t refs, bool unique,
 		      uint8_t id_r[STORE_BLOB_ID_LEN], const char **error_r)
 {
 	struct blob_rec b;
 	uint64_t seq = 0;
 	if (unique) {
-		if (next_chunk_seq(t, &seq, error_r) < 0)
+		if (new_blob_seq(t, &seq, error_r) < 0)
 			return -1;
-		blob_unique_id(id_r, seq, p->id);
+		blob_unique_id(id_r, seq);
+	} else if (!p->hashed) {
+		*error_r = "bytes prepared for a unique delivery delivered by content";
+		return -1;
 	} else {
 		memcpy(id_r, p->id, STORE_BLOB_ID_LEN);
 	}
-	/* A unique id can exist already only for identical bytes under the
-	 * same storage number (a message of no bytes takes no chunk): shared. */
+	/* (a unique id is new by construction: the look-up only guards) */
 	int ret = blob_load(t, id_r, &b, error_r);
 	if (ret < 0)
 		return -1;
@@ -227,7 +243,7 @@ int blob_ref_prepared(struct store_txn *t, const struct blob_prep *p, uint64_t r
 	}
 	if (unique)
 		b.seq = seq;
-	else if (next_chunk_seq(t, &b.seq, error_r) < 0)
+	else if (new_blob_seq(t, &b.seq, error_r) < 0)
 		return -1;
 	b.refcount = refs;
 	b.size = p->size;
@@ -254,7 +270,7 @@ int blob_ref(struct store_txn *t, const void *data, size_t size, const void *par
 	     const char **error_r)
 {
 	struct blob_prep p;
-	blob_prepare(&p, data, size, parsed, parsed_size, t->store->compress);
+	blob_prepare(&p, data, size, parsed, parsed_size, t->store->compress, !unique);
 	int ret = blob_ref_prepared(t, &p, refs, unique, id_r, error_r);
 	blob_prep_free(&p);
 	return ret;

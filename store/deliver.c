@@ -291,7 +291,7 @@ static struct blob_prep *prepare_all(const struct store *s, const struct store_d
 			preps[i].borrowed = true;
 		} else {
 			blob_prepare(&preps[i], d[i].data, d[i].size, d[i].parsed, d[i].parsed_size,
-				     s->compress);
+				     s->compress, !d[i].unique);
 		}
 	}
 	return preps;

@@ -33,7 +33,7 @@ int store_txn_queue_add(struct store_txn *t, const void *record, size_t record_l
 			const void *data, size_t size, uint64_t *id_r, const char **error_r)
 {
 	struct blob_prep p;
-	blob_prepare(&p, data, size, NULL, 0, t->store->compress);
+	blob_prepare(&p, data, size, NULL, 0, t->store->compress, false);
 	int ret = queue_put(t, record, record_len, &p, id_r, error_r);
 	blob_prep_free(&p);
 	return ret;

@@ -184,10 +184,12 @@ struct blob_prep {
 	size_t *chunk_len;
 	uint8_t *parsed;     /* encoded parse, or NULL */
 	size_t parsed_len;
+	bool hashed;         /* id holds the content hash */
 	bool borrowed;       /* a copy of a store_prepared's: not freed here */
 };
+/* hash: compute the content id (not needed for a unique delivery) */
 void blob_prepare(struct blob_prep *p, const void *data, size_t size, const void *parsed,
-		  size_t parsed_size, bool compress);
+		  size_t parsed_size, bool compress, bool hash);
 void blob_prep_free(struct blob_prep *p);
 /* store_prepare()'s result */
 struct store_prepared {
@@ -195,8 +197,8 @@ struct store_prepared {
 };
 /* Adds refs references to the blob, storing its chunks when it is new;
  * *id_r gets its id: the content hash, or with unique (bytes known to be
- * unlike any other, such as a delivery with its own Received: field) a
- * sequential id that is never looked up by content. */
+ * unlike any other, such as a delivery with its own Received: field) an id
+ * made of a new storage number, never looked up by content. */
 int blob_ref_prepared(struct store_txn *t, const struct blob_prep *p, uint64_t refs, bool unique,
 		      uint8_t id_r[STORE_BLOB_ID_LEN], const char **error_r);
 

@@ -216,8 +216,9 @@ enum {
 };
 
 /* A blob id is the SHA-256 of the message bytes (content-addressed: the
- * same bytes stored again share it), or for a delivery marked unique a
- * sequential id (see store_delivery). Either way an opaque handle. */
+ * same bytes stored again share it), or for a delivery marked unique an id
+ * made of the blob's storage number (see store_delivery). Either way an
+ * opaque handle. */
 #define STORE_BLOB_ID_LEN 32
 
 struct store_message {
@@ -359,10 +360,19 @@ int store_txn_deliver(struct store_txn *txn, struct store_delivery *deliveries, 
  * prepared, then freed (NULL is ok). Never fails. */
 struct store_prepared *store_prepare(const struct store *store, const void *data, size_t size,
 				     const void *parsed, size_t parsed_size);
-/* The same, compressed only when compress and the store compresses (a
- * caller under load may store bytes as they are). */
+/* store_prepare_as() flags */
+enum {
+	/* store the bytes as they are (a caller that cannot spare the CPU now:
+	 * store_compact() compresses them later) */
+	STORE_PREP_NO_COMPRESS = 1 << 0,
+	/* for a unique delivery only (store_delivery.unique, the queue): no
+	 * content hash is computed, since nothing looks such bytes up by content;
+	 * a non-unique delivery of it fails */
+	STORE_PREP_UNIQUE = 1 << 1,
+};
+/* store_prepare() with STORE_PREP_* flags. */
 struct store_prepared *store_prepare_as(const struct store *store, const void *data, size_t size,
-					const void *parsed, size_t parsed_size, bool compress);
+					const void *parsed, size_t parsed_size, unsigned flags);
 void store_prepared_free(struct store_prepared **prep);
 
 /* Compaction: bytes stored uncompressed by store_prepare_as() are
