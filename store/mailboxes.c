@@ -78,6 +78,19 @@ int mailbox_load(struct store_txn *t, uint32_t id, struct store_mailbox *m, cons
 	return 1;
 }
 
+/* mailbox_load, where a missing mailbox is an error (STORE_ERR_NO_MAILBOX):
+ * 1 loaded, -1 otherwise. */
+static int mailbox_must(struct store_txn *t, uint32_t id, struct store_mailbox *m,
+			const char **error_r)
+{
+	int ret = mailbox_load(t, id, m, error_r);
+	if (ret == 0) {
+		*error_r = STORE_ERR_NO_MAILBOX;
+		ret = -1;
+	}
+	return ret;
+}
+
 int mailbox_save(struct store_txn *t, const struct store_mailbox *m, const char **error_r)
 {
 	struct rec_writer w = { 0 };
@@ -323,11 +336,7 @@ static int mailbox_clear(struct store_txn *t, struct store_mailbox *m, bool drop
 int store_txn_mailbox_delete(struct store_txn *t, uint32_t mailbox_id, const char **error_r)
 {
 	struct store_mailbox *m = xmalloc(sizeof(*m));
-	int ret = mailbox_load(t, mailbox_id, m, error_r);
-	if (ret == 0) {
-		*error_r = STORE_ERR_NO_MAILBOX;
-		ret = -1;
-	}
+	int ret = mailbox_must(t, mailbox_id, m, error_r);
 	if (ret > 0)
 		ret = mailbox_clear(t, m, true, error_r);
 	if (ret == 0) {
@@ -346,11 +355,7 @@ int store_txn_mailbox_subscribe(struct store_txn *t, uint32_t mailbox_id, bool s
 				const char **error_r)
 {
 	struct store_mailbox *m = xmalloc(sizeof(*m));
-	int ret = mailbox_load(t, mailbox_id, m, error_r);
-	if (ret == 0) {
-		*error_r = STORE_ERR_NO_MAILBOX;
-		ret = -1;
-	}
+	int ret = mailbox_must(t, mailbox_id, m, error_r);
 	if (ret > 0) {
 		m->subscribed = subscribed;
 		ret = mailbox_save(t, m, error_r);
@@ -448,11 +453,7 @@ int store_txn_mailbox_rename(struct store_txn *t, uint32_t mailbox_id, const cha
 		return -1;
 	}
 	struct store_mailbox *m = xmalloc(sizeof(*m));
-	int ret = mailbox_load(t, mailbox_id, m, error_r);
-	if (ret == 0) {
-		*error_r = STORE_ERR_NO_MAILBOX;
-		ret = -1;
-	}
+	int ret = mailbox_must(t, mailbox_id, m, error_r);
 	if (ret < 0)
 		goto out;
 	if (strcmp(m->name, "INBOX") == 0) {
@@ -505,11 +506,7 @@ int store_txn_keyword_index(struct store_txn *t, uint32_t mailbox_id, const char
 		return -1;
 	}
 	struct store_mailbox *m = xmalloc(sizeof(*m));
-	int ret = mailbox_load(t, mailbox_id, m, error_r);
-	if (ret == 0) {
-		*error_r = STORE_ERR_NO_MAILBOX;
-		ret = -1;
-	}
+	int ret = mailbox_must(t, mailbox_id, m, error_r);
 	if (ret < 0)
 		goto out;
 	ret = -1;
