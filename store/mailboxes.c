@@ -580,7 +580,9 @@ int mailbox_remove(struct store_txn *t, struct store_mailbox *m, const struct st
 		m->deleted--;
 	m->bytes -= msg->size;
 	m->highestmodseq++;
-	return change_log(t, m->id, m->highestmodseq, msg->uid, CHANGE_EXPUNGE, error_r) < 0 ||
+	return change_unlog_flags(t, m->id, msg, error_r) < 0 ||
+			       change_log(t, m->id, m->highestmodseq, msg->uid, CHANGE_EXPUNGE,
+					  error_r) < 0 ||
 			       mailbox_save(t, m, error_r) < 0
 		       ? -1
 		       : 0;

@@ -69,6 +69,18 @@ int change_log(struct store_txn *t, uint32_t mailbox_id, uint64_t modseq, uint32
 	return db_put(t, DBI_CHANGES, key, 16, &val, 1, 0, error_r);
 }
 
+int change_unlog_flags(struct store_txn *t, uint32_t mailbox_id, const struct store_message *msg,
+		       const char **error_r)
+{
+	if (msg->modseq == msg->append_modseq)
+		return 0; /* its last change is its arrival, which is not logged */
+	uint8_t key[16];
+	put_be32(key, mailbox_id);
+	put_be64(key + 4, msg->modseq);
+	put_be32(key + 12, msg->uid);
+	return db_del(t, DBI_CHANGES, key, 16, error_r) < 0 ? -1 : 0;
+}
+
 int store_txn_message_get(struct store_txn *t, uint32_t mailbox_id, uint32_t uid,
 			  struct store_message *msg_r, const char **error_r)
 {
@@ -287,10 +299,13 @@ int store_txn_message_flags(struct store_txn *t, uint32_t mailbox_id, uint32_t u
 		m->unseen += (nf & MSG_SEEN) ? (uint32_t)-1 : 1;
 	if ((msg_r->flags ^ nf) & MSG_DELETED)
 		m->deleted += (nf & MSG_DELETED) ? 1 : (uint32_t)-1;
+	/* the message's previous change is superseded by this one */
+	ret = change_unlog_flags(t, mailbox_id, msg_r, error_r);
 	msg_r->flags = nf;
 	msg_r->keywords = nk;
 	msg_r->modseq = ++m->highestmodseq;
-	ret = message_save(t, mailbox_id, msg_r, error_r);
+	if (ret == 0)
+		ret = message_save(t, mailbox_id, msg_r, error_r);
 	if (ret == 0)
 		ret = change_log(t, mailbox_id, msg_r->modseq, uid, CHANGE_FLAGS, error_r);
 	if (ret == 0)

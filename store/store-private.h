@@ -157,6 +157,11 @@ int message_save(struct store_txn *t, uint32_t mailbox_id, const struct store_me
 		 const char **error_r);
 int change_log(struct store_txn *t, uint32_t mailbox_id, uint64_t modseq, uint32_t uid,
 	       enum store_change_kind kind, const char **error_r);
+/* Drops the log entry of msg's last flag change (a later change or its
+ * expunge supersedes it: readers want each message's latest change only),
+ * so the log keeps at most one flag entry per message. */
+int change_unlog_flags(struct store_txn *t, uint32_t mailbox_id, const struct store_message *msg,
+		       const char **error_r);
 
 /* ---- blobs (store/blobs.c) ----
  * Message bytes are cut into chunks of BLOB_CHUNK_SIZE; each chunk value is a
