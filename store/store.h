@@ -285,7 +285,8 @@ extern const char STORE_ERR_NO_MAILBOX[];
 extern const char STORE_ERR_EXISTS[];
 
 /* Change log (RFC 7162): calls fn for every change of the mailbox with
- * modseq > since, in modseq order. For CONDSTORE/QRESYNC and IDLE.
+ * modseq > since, in modseq order (of a message's flag changes, only its
+ * latest is kept). For CONDSTORE/QRESYNC and IDLE.
  * Flag changes and expunges are logged; arrivals (CHANGE_NEW) are not, they
  * come from the messages themselves (append_modseq), which keeps delivery
  * to one page per mailbox. */
