@@ -5,6 +5,7 @@
  * root. SIGTERM: workers say BYE to every session and exit; SIGHUP: the
  * certificate is reloaded without dropping connections. */
 #include "config.h"
+#include "cli.h"
 #include "frame.h"
 #include "imap-session.h"
 #include "ioloop.h"
@@ -460,26 +461,13 @@ static void master_signal(void *ctx, int signo)
 
 int main(int argc, char **argv)
 {
-	bool dump = false;
-	int opt;
-	overrides = xcalloc((size_t)argc + 1, sizeof(char *));
-	while ((opt = getopt(argc, argv, "c:o:n")) != -1) {
-		switch (opt) {
-		case 'c':
-			conf_path = optarg;
-			break;
-		case 'o':
-			overrides[n_overrides++] = optarg;
-			break;
-		case 'n':
-			dump = true;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
+	struct cli_opts cli;
+	if (cli_parse(argc, argv, "n", &cli) < 0 || cli.next != argc)
 		usage();
+	conf_path = cli.conf_path;
+	overrides = cli.overrides;
+	n_overrides = cli.n_overrides;
+	bool dump = cli.dump;
 	char *err;
 	set = settings_from_cli(conf_path, overrides, n_overrides, &err);
 	if (set == NULL) {

@@ -7,7 +7,8 @@ lib_libcongvu_a_SOURCES = \
 	lib/settings.c lib/settings.h \
 	lib/password.c lib/password.h \
 	lib/address.c lib/address.h \
-	lib/base64.c lib/base64.h
+	lib/base64.c lib/base64.h \
+	lib/cli.c lib/cli.h
 EXTRA_DIST += lib/settings.def lib/settings-table.def smtpd/settings.def \
 	imapd/settings.def milter-spam/settings.def
 

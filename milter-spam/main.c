@@ -8,6 +8,7 @@
  * daemon, with the envelope given by the options (none: no network checks).
  * FILE "-" is standard input. */
 #include "config.h"
+#include "cli.h"
 #include "log.h"
 #include "milter.h"
 #include "scan.h"
@@ -215,29 +216,15 @@ static int reload(char **error_r)
 
 int main(int argc, char **argv)
 {
-	bool check_only = false, debug = false;
-	overrides = xcalloc((size_t)argc + 1, sizeof(*overrides));
-	int opt;
-	while ((opt = getopt(argc, argv, "+c:o:nd")) != -1) {
-		switch (opt) {
-		case 'c':
-			conf_path = optarg;
-			break;
-		case 'o':
-			overrides[n_overrides++] = optarg;
-			break;
-		case 'n':
-			check_only = true;
-			break;
-		case 'd':
-			debug = true;
-			break;
-		default:
-			usage();
-		}
-	}
-	argc -= optind;
-	argv += optind;
+	struct cli_opts cli;
+	if (cli_parse(argc, argv, "nd", &cli) < 0)
+		usage();
+	conf_path = cli.conf_path;
+	overrides = cli.overrides;
+	n_overrides = cli.n_overrides;
+	bool check_only = cli.dump, debug = cli.debug;
+	argc -= cli.next;
+	argv += cli.next;
 	char *error = NULL;
 	int status = 1;
 	struct settings *set = load_settings(&error);

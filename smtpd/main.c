@@ -9,6 +9,7 @@
  * global.user. It forwards SIGTERM (clean exit 0) and turns SIGHUP into a
  * DF_RELOAD of the configuration and certificates for every child. */
 #include "config.h"
+#include "cli.h"
 #include "dproto.h"
 #include "frame.h"
 #include "iplimits.h"
@@ -443,29 +444,14 @@ static void chan_gone(void *ctx, const char *error)
 
 int main(int argc, char **argv)
 {
-	const char *conf_path = NULL;
-	char **overrides = xcalloc((size_t)argc + 1, sizeof(char *));
-	int n_overrides = 0;
-	bool check_only = false, debug = false;
-	int opt;
-	while ((opt = getopt(argc, argv, "+c:o:nd")) != -1) {
-		switch (opt) {
-		case 'c':
-			conf_path = optarg;
-			break;
-		case 'o':
-			overrides[n_overrides++] = optarg;
-			break;
-		case 'n':
-			check_only = true;
-			break;
-		case 'd':
-			debug = true;
-			break;
-		default:
-			usage();
-		}
-	}
+	struct cli_opts cli;
+	if (cli_parse(argc, argv, "nd", &cli) < 0)
+		usage();
+	const char *conf_path = cli.conf_path;
+	char **overrides = cli.overrides;
+	int n_overrides = cli.n_overrides;
+	bool check_only = cli.dump, debug = cli.debug;
+	optind = cli.next;
 	char *error = NULL;
 	struct settings *set = settings_from_cli(conf_path, overrides, n_overrides, &error);
 	if (set == NULL) {

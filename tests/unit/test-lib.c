@@ -10,6 +10,7 @@
 
 #include "address.h"
 #include "base64.h"
+#include "cli.h"
 #include "log.h"
 #include "password.h"
 #include "str.h"
@@ -126,6 +127,35 @@ START_TEST(test_xmul_overflow_aborts)
 }
 END_TEST
 
+START_TEST(test_cli)
+{
+	struct cli_opts o;
+	char *a1[] = { "prog", "-c", "/etc/x.conf", "-o", "a.b=1", "-d", "-o", "c.d=2", "-n",
+		       "queue", "-o", "not.mine=3", NULL };
+	ck_assert_int_eq(cli_parse(12, a1, "nd", &o), 0);
+	ck_assert_str_eq(o.conf_path, "/etc/x.conf");
+	ck_assert_int_eq(o.n_overrides, 2);
+	ck_assert_str_eq(o.overrides[0], "a.b=1");
+	ck_assert_str_eq(o.overrides[1], "c.d=2");
+	ck_assert(o.dump && o.debug);
+	ck_assert_int_eq(o.next, 9); /* stops at the operand "queue" */
+	cli_free(&o);
+	/* an option the program does not take, a missing argument */
+	char *a2[] = { "prog", "-d", NULL };
+	ck_assert_int_eq(cli_parse(2, a2, "n", &o), -1);
+	cli_free(&o);
+	char *a3[] = { "prog", "-c", NULL };
+	ck_assert_int_eq(cli_parse(2, a3, "nd", &o), -1);
+	cli_free(&o);
+	char *a4[] = { "prog", NULL };
+	ck_assert_int_eq(cli_parse(1, a4, "", &o), 0);
+	ck_assert_ptr_null(o.conf_path);
+	ck_assert_int_eq(o.n_overrides, 0);
+	ck_assert_int_eq(o.next, 1);
+	cli_free(&o);
+}
+END_TEST
+
 START_TEST(test_base64)
 {
 	/* RFC 4648 section 10 vectors, both directions */
@@ -204,6 +234,7 @@ static Suite *lib_suite(void)
 	tcase_add_test(tc, test_log_sanitize);
 	tcase_add_test(tc, test_xalloc_overflow);
 	tcase_add_test(tc, test_base64);
+	tcase_add_test(tc, test_cli);
 	tcase_add_test_raise_signal(tc, test_xmul_overflow_aborts, SIGABRT);
 	suite_add_tcase(s, tc);
 	return s;
