@@ -9,7 +9,9 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testnet  # noqa: E402
 
 BUILD = os.environ.get("top_builddir", os.getcwd())
 SRC = os.environ.get("top_srcdir", os.getcwd())
@@ -20,12 +22,7 @@ USER = "demo@lamdong.gov.vn"
 PASSWORD = "mat-khau-demo"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = testnet.free_port
 
 
 def fail(msg):
@@ -96,16 +93,11 @@ class Server:
                        stdout=subprocess.DEVNULL, timeout=60)
 
     def wait_port(self, port):
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                self.dump_log()
-                fail("congvu-imapd exited with %s" % self.proc.returncode)
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
+        if testnet.wait_port("127.0.0.1", port, 20, self.proc):
+            return
+        if self.proc.poll() is not None:
+            self.dump_log()
+            fail("congvu-imapd exited with %s" % self.proc.returncode)
         fail("port %d did not open" % port)
 
     def tls_context(self):

@@ -5,12 +5,10 @@ import base64
 import os
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testnet  # noqa: E402
@@ -35,23 +33,14 @@ def need(tool, package):
     sys.exit(77)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = testnet.free_port
 
 
 def wait_port(port, proc, what, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    if not testnet.wait_port("127.0.0.1", port, timeout, proc):
         if proc.poll() is not None:
             raise RuntimeError("%s exited with %s" % (what, proc.returncode))
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("%s did not listen on port %d" % (what, port))
+        raise RuntimeError("%s did not listen on port %d" % (what, port))
 
 
 class TempDir:
