@@ -42,6 +42,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
                                 "integration"))
 import testnet  # noqa: E402
 from testnet import free_port  # noqa: E402
+from postfix_instance import master_cf  # noqa: E402
 
 
 def wait_port(port, timeout=30):
@@ -161,29 +162,6 @@ class Congvu:
         self.proc.wait(60)
 
 
-MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-lmtp      unix  -       -       n       -       -       lmtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
 MAIN_CF = """\
 compatibility_level = 3.6
 queue_directory = {dir}/queue
@@ -261,10 +239,12 @@ class PostfixDovecot:
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             f.write(MAIN_CF.format(dir=self.dir, domain=DOMAIN, lmtp=self.lmtp))
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(MASTER_CF.format(port=self.port))
+            f.write(master_cf("127.0.0.1", self.port))
         r = subprocess.run(["postfix", "-c", self.etc, "start"], capture_output=True, text=True)
         if r.returncode != 0 or not wait_port(self.port):
-            sys.exit("postfix did not start: " + r.stderr)
+            self.dovecot.terminate()
+            self.dovecot.wait(30)
+            sys.exit("postfix did not start: " + r.stderr + " (see %s/maillog)" % self.dir)
         self.delivered = 0
 
     def count(self):
@@ -319,6 +299,7 @@ def main():
     if a.sessions:
         cases = [(a.sessions, a.rcpts)]
     tmp = tempfile.mkdtemp(prefix="congvu-bench-smtp-")
+    os.chmod(tmp, 0o755)  # Postfix's and Dovecot's users reach their directories
     cv = pd = None
     try:
         if a.only != "postfix":
