@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
 enum cmd_result cmd_capability(struct imap_cmd *cmd)
 {
@@ -124,38 +125,61 @@ enum cmd_result cmd_starttls(struct imap_cmd *cmd)
 	return CMD_DONE;
 }
 
-/* ---- failed logins, per client IP (in this worker) ---- */
+/* ---- failed logins, per client IP, shared by the workers ----
+ * A table in memory the master maps shared before it forks the workers
+ * (auth_fail_table_share), so that a client spreading its guesses over
+ * connections that land on different workers is slowed down all the same.
+ * Slots are updated with relaxed atomics: two workers counting one failure
+ * each at the same instant may count one, which a rate limit can afford.
+ * The clock is CLOCK_MONOTONIC (ioloop), the same in every process. */
 
-#define FAIL_SLOTS 1024
+#define FAIL_SLOTS 4096
 #define FAIL_FORGET_MS (15 * 60 * 1000)
 
-static struct {
+struct fail_slot {
 	uint64_t ip_hash;
-	unsigned fails;
 	uint64_t last_ms;
-} fail_table[FAIL_SLOTS];
+	uint32_t fails;
+};
+
+static struct fail_slot fail_private[FAIL_SLOTS];
+static struct fail_slot *fail_table = fail_private;
+
+int auth_fail_table_share(void)
+{
+	void *p = mmap(NULL, sizeof(fail_private), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	fail_table = p;
+	return 0;
+}
 
 static unsigned fail_count(struct imap_session *s)
 {
-	unsigned slot = (unsigned)(s->ip_hash % FAIL_SLOTS);
+	struct fail_slot *f = &fail_table[s->ip_hash % FAIL_SLOTS];
 	uint64_t now = ioloop_now_ms(s->d->loop);
-	if (fail_table[slot].ip_hash != s->ip_hash || now - fail_table[slot].last_ms > FAIL_FORGET_MS)
+	if (__atomic_load_n(&f->ip_hash, __ATOMIC_RELAXED) != s->ip_hash ||
+	    now - __atomic_load_n(&f->last_ms, __ATOMIC_RELAXED) > FAIL_FORGET_MS)
 		return 0;
-	return fail_table[slot].fails;
+	return __atomic_load_n(&f->fails, __ATOMIC_RELAXED);
 }
 
 static void fail_note(struct imap_session *s, bool failed)
 {
-	unsigned slot = (unsigned)(s->ip_hash % FAIL_SLOTS);
+	struct fail_slot *f = &fail_table[s->ip_hash % FAIL_SLOTS];
 	if (!failed) {
-		if (fail_table[slot].ip_hash == s->ip_hash)
-			fail_table[slot].fails = 0;
+		if (__atomic_load_n(&f->ip_hash, __ATOMIC_RELAXED) == s->ip_hash)
+			__atomic_store_n(&f->fails, 0, __ATOMIC_RELAXED);
 		return;
 	}
-	unsigned prev = fail_count(s);
-	fail_table[slot].ip_hash = s->ip_hash;
-	fail_table[slot].fails = prev + 1;
-	fail_table[slot].last_ms = ioloop_now_ms(s->d->loop);
+	if (fail_count(s) == 0) {
+		/* a new client in this slot (or an old one forgiven) */
+		__atomic_store_n(&f->fails, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&f->ip_hash, s->ip_hash, __ATOMIC_RELAXED);
+	}
+	__atomic_fetch_add(&f->fails, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&f->last_ms, ioloop_now_ms(s->d->loop), __ATOMIC_RELAXED);
 }
 
 /* ---- verified passwords (as Dovecot's auth cache) ----

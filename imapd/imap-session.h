@@ -216,6 +216,11 @@ int view_resolve_set(const struct imap_view *view, const char *text, bool uid, s
 const struct imap_cmd_def *imap_command_find(const char *name);
 
 /* Handlers, by file. */
+/* Makes the failed-login counters (per client IP) one table shared by the
+ * processes forked afterwards (the master calls it before the workers).
+ * -1 when the memory cannot be mapped (each worker then counts alone). */
+int auth_fail_table_share(void);
+
 imap_cmd_fn cmd_capability, cmd_noop, cmd_logout, cmd_starttls, cmd_login, cmd_authenticate,
 	cmd_id, cmd_enable, cmd_namespace;
 imap_cmd_fn cmd_select, cmd_examine, cmd_create, cmd_delete, cmd_rename, cmd_subscribe,

@@ -528,6 +528,9 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < n_children; i++)
 		child_fds[i] = -1;
 	child_started = xcalloc(n_children, sizeof(time_t));
+	if (auth_fail_table_share() < 0)
+		log_warn("event=shared_memory_failed error=\"%s\" effect=\"failed logins counted per "
+			 "worker\"", strerror(errno));
 	for (unsigned i = 0; i < n_children; i++) {
 		children[i] = spawn_worker(i);
 		child_started[i] = time(NULL);

@@ -50,7 +50,8 @@ EXTRA_DIST += doc/imapd.md tests/fuzz/fuzz-imap-parser.c
 
 INTEGRATION_TESTS += tests/integration/imapd_basic.py tests/integration/imapd_abuse.py \
 	tests/integration/imapd_idle.py tests/integration/imapd_mbsync.py \
-	tests/integration/imapd_protocol.py
+	tests/integration/imapd_protocol.py tests/integration/imapd_login_limit.py
 EXTRA_DIST += tests/integration/imapd_common.py tests/integration/imapd_basic.py \
 	tests/integration/imapd_abuse.py tests/integration/imapd_idle.py \
-	tests/integration/imapd_mbsync.py tests/integration/imapd_protocol.py
+	tests/integration/imapd_mbsync.py tests/integration/imapd_protocol.py \
+	tests/integration/imapd_login_limit.py
