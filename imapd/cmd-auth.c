@@ -12,12 +12,17 @@
 #include "settings.h"
 #include "xalloc.h"
 
+#include <errno.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 enum cmd_result cmd_capability(struct imap_cmd *cmd)
 {
@@ -257,18 +262,142 @@ static void delayed_reply(void *ctx)
 	session_cmd_done(cmd);
 }
 
-/* Logs the user in when the password matches. Returns the command result. */
+/* ---- the verifying thread ----
+ * yescrypt takes tens of milliseconds by design: verified in the worker's
+ * loop, each LOGIN would stall every other session of the worker (IDLE
+ * wake-ups, FETCHes) meanwhile. A thread per worker verifies instead; the
+ * loop goes on and finishes the LOGIN when the thread reports. An unknown
+ * user is verified against a dummy hash, so the time taken tells nothing. */
+
+struct verify_job {
+	struct verify_job *next;
+	struct imap_session *s; /* NULL: the session went away (under vmu) */
+	struct imap_cmd *cmd;
+	char user[200];         /* as given, for the log */
+	char addr[ADDRESS_MAX_LEN + 1];
+	char password[PASSWORD_MAX_LEN + 1];
+	char hash[STORE_HASH_MAX + 1];
+	unsigned char key[32];  /* the auth cache's key, when have_key */
+	bool have_key, known, ok;
+	uint32_t account_id;
+	char address[ADDRESS_MAX_LEN + 1];
+};
+
+static struct {
+	bool started;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct verify_job *jobs, **jobs_tail, *done;
+	int efd;
+	struct io *io;
+} v = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static void job_free(struct verify_job *j)
+{
+	OPENSSL_cleanse(j, sizeof(*j));
+	free(j);
+}
+
+static void *verify_thread(void *ctx)
+{
+	(void)ctx;
+	pthread_mutex_lock(&v.mu);
+	for (;;) {
+		while (v.jobs == NULL)
+			pthread_cond_wait(&v.cv, &v.mu);
+		struct verify_job *j = v.jobs;
+		v.jobs = j->next;
+		if (v.jobs == NULL)
+			v.jobs_tail = &v.jobs;
+		pthread_mutex_unlock(&v.mu);
+		bool ok = password_verify(j->password, j->hash);
+		OPENSSL_cleanse(j->password, sizeof(j->password));
+		pthread_mutex_lock(&v.mu);
+		j->ok = ok && j->known;
+		j->next = v.done;
+		v.done = j;
+		uint64_t one = 1;
+		if (write(v.efd, &one, sizeof(one)) < 0) {
+			/* the counter cannot overflow in practice; nothing to do */
+		}
+	}
+	return NULL;
+}
+
+static enum cmd_result login_finish(struct imap_cmd *cmd, const struct verify_job *j);
+
+static void verify_done(void *ctx, unsigned revents)
+{
+	(void)ctx;
+	(void)revents;
+	uint64_t n;
+	if (read(v.efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&v.mu);
+	struct verify_job *list = v.done;
+	v.done = NULL;
+	/* detach from the sessions under the lock (cancel takes it too) */
+	for (struct verify_job *j = list; j != NULL; j = j->next)
+		if (j->s != NULL)
+			j->s->verify = NULL;
+	pthread_mutex_unlock(&v.mu);
+	while (list != NULL) {
+		struct verify_job *j = list;
+		list = j->next;
+		if (j->s != NULL && !j->s->closing) {
+			struct imap_session *s = j->s;
+			s->in_callback = true;
+			if (login_finish(j->cmd, j) == CMD_DONE)
+				session_cmd_done(j->cmd);
+			s->in_callback = false;
+		}
+		job_free(j);
+	}
+}
+
+void auth_verify_cancel(struct imap_session *s)
+{
+	if (s->verify == NULL)
+		return;
+	pthread_mutex_lock(&v.mu);
+	if (s->verify != NULL)
+		s->verify->s = NULL;
+	s->verify = NULL;
+	pthread_mutex_unlock(&v.mu);
+}
+
+/* Starts the thread in this worker at the first password to verify. */
+static bool verify_start(struct imap_session *s)
+{
+	if (v.started)
+		return true;
+	v.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (v.efd < 0)
+		return false;
+	v.jobs_tail = &v.jobs;
+	if (pthread_create(&v.thread, NULL, verify_thread, NULL) != 0) {
+		close(v.efd);
+		return false;
+	}
+	pthread_detach(v.thread);
+	v.io = io_add(s->d->loop, v.efd, IO_READ, verify_done, NULL);
+	v.started = true;
+	return true;
+}
+
+/* Logs the user in when the password matches: at once from the auth
+ * cache, otherwise after the verifying thread has checked the hash. */
 static enum cmd_result do_login(struct imap_cmd *cmd, const char *user, const char *password)
 {
 	struct imap_session *s = cmd->s;
-	char addr[ADDRESS_MAX_LEN + 1];
 	const char *err;
-	char buf[128];
 	struct store_account *acct = xmalloc(sizeof(*acct));
+	struct verify_job *j = xcalloc(1, sizeof(*j));
 	int ret = -1;
-	bool ok = false;
 	const char *login = user;
 	char *with_domain = NULL;
+	snprintf(j->user, sizeof(j->user), "%s", user);
 	if (strchr(user, '@') == NULL) {
 		/* a bare local part: the first local domain */
 		char **doms = settings_list(s->d->set, S_GLOBAL_DOMAINS, NULL);
@@ -280,33 +409,68 @@ static enum cmd_result do_login(struct imap_cmd *cmd, const char *user, const ch
 		}
 		settings_list_free(&doms);
 	}
-	if (strlen(password) <= PASSWORD_MAX_LEN && address_normalize(login, addr, &err) == 0) {
-		ret = store_account_get(s->d->store, addr, acct, &err);
-		unsigned char key[32];
-		bool have_key = ret == 1 && auth_key(addr, password, key);
+	bool cached = false;
+	if (strlen(password) <= PASSWORD_MAX_LEN && address_normalize(login, j->addr, &err) == 0) {
+		ret = store_account_get(s->d->store, j->addr, acct, &err);
+		j->have_key = ret == 1 && auth_key(j->addr, password, j->key);
 		if (ret < 0) {
 			log_err("session=%u error=\"store: %s\"", s->id, err);
 		} else if (ret == 1 && acct->password_hash[0] != '\0') {
-			if (have_key && auth_cache_hit(s, key, acct->password_hash)) {
-				ok = true;
-			} else if (password_verify(password, acct->password_hash)) {
-				ok = true;
-				if (have_key)
-					auth_cache_put(s, key, acct->password_hash);
-			}
+			j->known = true;
+			j->account_id = acct->id;
+			memcpy(j->address, acct->address, sizeof(j->address));
+			memcpy(j->hash, acct->password_hash, sizeof(j->hash));
+			cached = j->have_key && auth_cache_hit(s, j->key, acct->password_hash);
 		}
-		OPENSSL_cleanse(key, sizeof(key));
+	} else {
+		ret = 0; /* malformed: an unknown user */
 	}
 	free(with_domain);
+	OPENSSL_cleanse(acct, sizeof(*acct));
+	free(acct);
 	if (ret < 0) {
-		free(acct);
+		job_free(j);
 		return cmd_no(cmd, "[UNAVAILABLE] Temporary failure, try again later");
 	}
-	fail_note(s, !ok);
-	if (!ok) {
-		free(acct);
+	if (cached) {
+		j->ok = true;
+		enum cmd_result res = login_finish(cmd, j);
+		job_free(j);
+		return res;
+	}
+	if (!j->known)
+		snprintf(j->hash, sizeof(j->hash), "%s", PASSWORD_DUMMY_HASH);
+	snprintf(j->password, sizeof(j->password), "%s", password);
+	if (!verify_start(s)) {
+		/* no thread: verify here, as before */
+		j->ok = password_verify(j->password, j->hash) && j->known;
+		enum cmd_result res = login_finish(cmd, j);
+		job_free(j);
+		return res;
+	}
+	j->s = s;
+	j->cmd = cmd;
+	conn_input_pause(s->conn, true);
+	pthread_mutex_lock(&v.mu);
+	s->verify = j;
+	*v.jobs_tail = j;
+	v.jobs_tail = &j->next;
+	pthread_cond_signal(&v.cv);
+	pthread_mutex_unlock(&v.mu);
+	return CMD_WAIT;
+}
+
+/* The verdict: logged in, or refused (slowed down per failure). */
+static enum cmd_result login_finish(struct imap_cmd *cmd, const struct verify_job *j)
+{
+	struct imap_session *s = cmd->s;
+	char buf[128];
+	if (j->ok && j->have_key)
+		auth_cache_put(s, j->key, j->hash);
+	fail_note(s, !j->ok);
+	if (!j->ok) {
 		log_info("session=%u ip=%s event=login_failed user=\"%s\" fails=%u", s->id, s->ip,
-			 log_sanitize(buf, sizeof(buf), user, strlen(user)), fail_count(s));
+			 log_sanitize(buf, sizeof(buf), j->user, strlen(j->user)), fail_count(s));
 		cmd_no(cmd, "[AUTHENTICATIONFAILED] Authentication failed");
 		unsigned fails = fail_count(s);
 		uint64_t base = settings_num(s->d->set, S_IMAPD_AUTH_FAIL_DELAY) * 1000;
@@ -317,9 +481,8 @@ static enum cmd_result do_login(struct imap_cmd *cmd, const char *user, const ch
 		s->timer = timeout_add(s->d->loop, base << shift, delayed_reply, cmd);
 		return CMD_WAIT;
 	}
-	s->account_id = acct->id;
-	memcpy(s->user, acct->address, sizeof(s->user));
-	free(acct);
+	s->account_id = j->account_id;
+	memcpy(s->user, j->address, sizeof(s->user));
 	s->state = IMAP_AUTH;
 	conn_set_timeout(s->conn, s->d->idle_timeout_ms);
 	imap_reader_set_max_literal(s->reader, s->d->appendlimit);

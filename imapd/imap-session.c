@@ -424,6 +424,7 @@ static void session_free(struct imap_session *s)
 		s->d->sessions = s->all_next;
 	if (s->all_next)
 		s->all_next->all_prev = s->all_prev;
+	auth_verify_cancel(s);
 	cmd_free(&s->cmd);
 	timeout_remove(&s->timer);
 	timeout_remove(&s->free_timer);

@@ -140,6 +140,7 @@ struct imap_session {
 	enum session_mode mode;
 	session_line_fn *line_fn;
 	struct timeout *timer;        /* login delay and similar */
+	struct verify_job *verify;    /* its password check in the verifying thread */
 	struct timeout *free_timer;
 	struct timeout *yield_timer;
 	unsigned bad_in_row;
@@ -220,6 +221,8 @@ const struct imap_cmd_def *imap_command_find(const char *name);
  * processes forked afterwards (the master calls it before the workers).
  * -1 when the memory cannot be mapped (each worker then counts alone). */
 int auth_fail_table_share(void);
+/* The session goes away: a password check it waits for is forgotten. */
+void auth_verify_cancel(struct imap_session *s);
 
 imap_cmd_fn cmd_capability, cmd_noop, cmd_logout, cmd_starttls, cmd_login, cmd_authenticate,
 	cmd_id, cmd_enable, cmd_namespace;

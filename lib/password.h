@@ -13,5 +13,9 @@ int password_hash(const char *password, char **hash_r, const char **error_r);
 bool password_verify(const char *password, const char *hash);
 /* Longest password accepted anywhere (SASL, LOGIN, congvu-quota). */
 #define PASSWORD_MAX_LEN 1024
+/* A yescrypt hash no password matches in practice: an unknown user's
+ * password is verified against it, so the time taken tells nothing. */
+#define PASSWORD_DUMMY_HASH \
+	"$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7"
 
 #endif

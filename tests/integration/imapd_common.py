@@ -124,6 +124,11 @@ class Server:
                 self.dump_log()
                 fail("congvu-imapd exited %d after SIGTERM" % rc)
         self.log.close()
+        with open(self.log_path, errors="replace") as f:
+            log = f.read()
+        if "ERROR: AddressSanitizer" in log or "runtime error:" in log:
+            print(log[-4000:], file=sys.stderr)
+            fail("sanitizer report in the daemon's log")
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -3,7 +3,9 @@
 a client spreading wrong passwords over connections that land on different
 workers (imapd.workers = 2) is counted once, not per worker. The count is
 what the login_failed log lines report (fails=N) and what the growing
-delay is computed from."""
+delay is computed from. Passwords are verified in a thread of the worker:
+clients leaving in the middle are forgotten, unknown users are refused
+like wrong passwords."""
 import os
 import re
 import sys
@@ -60,6 +62,24 @@ def main():
         with open(srv.log_path) as f:
             last = [ln for ln in f if "event=login_failed" in ln][-1]
         check(last.rstrip().endswith("fails=1"), "count reset by a good login: " + last)
+        # clients that leave while their password is being verified (in the
+        # worker's verifying thread): the server forgets them and goes on
+        for i in range(20):
+            c = Raw(srv.port)
+            c.send("q%d LOGIN %s %s\r\n" % (i, USER, PASSWORD if i % 2 else "wrong"))
+            c.close()
+        c = Raw(srv.port)
+        r = c.cmd("ok2", "LOGIN %s %s" % (USER, PASSWORD))
+        check(r[-1].startswith("ok2 OK"), "still serving after clients left mid-login")
+        r = c.cmd("u", "LOGIN nobody-here@lamdong.gov.vn x")
+        check(r[-1].startswith("u BAD") or r[-1].startswith("u NO"), "LOGIN when logged in")
+        c.close()
+        c = Raw(srv.port)
+        r = c.cmd("u2", "LOGIN nobody-here@lamdong.gov.vn x")
+        check(r[-1].startswith("u2 NO") and "AUTHENTICATIONFAILED" in r[-1],
+              "an unknown user is refused like a wrong password")
+        c.close()
+        check(srv.proc.poll() is None, "congvu-imapd still running")
     except Exception:
         srv.dump_log()
         raise
