@@ -254,6 +254,12 @@ static int worker_main(struct tls_ctx *tls, struct net_list *trusted, int parent
 			settings_str(set, S_GLOBAL_DATA_DIR), err);
 		return 1;
 	}
+	/* The watch on the store's notify file is taken before dropping
+	 * privileges: the file may be readable by root only. */
+	int nfd = store_notify_fd(w.d.store);
+	if (nfd < 0)
+		log_warn("event=notify_unavailable error=\"%s\" effect=\"IDLE polls every 200 ms\"",
+			 strerror(errno));
 	if (privsep_is_root()) {
 		char *perr;
 		uid_t uid;
@@ -271,7 +277,6 @@ static int worker_main(struct tls_ctx *tls, struct net_list *trusted, int parent
 	w.ios = xcalloc(n_listeners ? n_listeners : 1, sizeof(*w.ios));
 	for (size_t i = 0; i < n_listeners; i++)
 		w.ios[i] = io_add(w.d.loop, listeners[i].fd, IO_READ, accept_cb, &listeners[i]);
-	int nfd = store_notify_fd(w.d.store);
 	if (nfd >= 0)
 		w.notify_io = io_add(w.d.loop, nfd, IO_READ, notify_cb, &w);
 	w.poll_timer = timeout_add(w.d.loop, 500, poll_cb, &w);

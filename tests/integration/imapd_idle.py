@@ -57,6 +57,13 @@ def main():
 
 
 def run(a, b):
+    # the workers (run as nobody) watch the store's root-owned notify file:
+    # IDLE is woken by inotify, not by the 200 ms fallback poll
+    for srv in (a, b):
+        srv.log.flush()
+        with open(srv.log_path) as f:
+            check("event=notify_unavailable" not in f.read(),
+                  "workers watch the store's notify file (inotify)")
     writer = Raw(b.port)
     writer.cmd("l", "LOGIN %s %s" % (USER, PASSWORD))
     uid1 = append(writer, "w0", 0)
