@@ -83,6 +83,7 @@ struct prep_job {
 #define COMPACT_IDLE_MS 500
 #define COMPACT_STEP 64 /* chunks per compaction transaction */
 #define COMPACT_BACKLOG 256 /* messages stored uncompressed: compact now */
+#define COMPACT_RETRY_MS 60000 /* after a failed pass */
 
 struct auth_job {
 	struct auth_job *next;
@@ -141,6 +142,7 @@ struct delivery {
 	pthread_cond_t kcv;
 	bool kstop;
 	uint64_t kseen; /* stored_raw when the last pass found nothing left */
+	uint64_t kpause_until_ms; /* after a failed pass (a full disk): wait */
 	_Atomic uint64_t last_arrival_ms;
 	/* the password thread */
 	pthread_t thread;
@@ -353,7 +355,8 @@ static void *compact_thread(void *ctx)
 		uint64_t raw = stored_raw(d);
 		/* a backlog is compacted even while mail keeps arriving */
 		bool backlog = raw - (d->kseen == UINT64_MAX ? 0 : d->kseen) >= COMPACT_BACKLOG;
-		if (d->kstop || raw == d->kseen || (!deliveries_idle(d) && !backlog))
+		if (d->kstop || raw == d->kseen || (!deliveries_idle(d) && !backlog) ||
+		    mono_ms() < d->kpause_until_ms)
 			continue;
 		pthread_mutex_unlock(&d->kmu);
 		size_t total = 0;
@@ -376,6 +379,8 @@ static void *compact_thread(void *ctx)
 		pthread_mutex_lock(&d->kmu);
 		if (!more && !failed)
 			d->kseen = raw;
+		if (failed) /* one error line a minute, not one a second */
+			d->kpause_until_ms = mono_ms() + COMPACT_RETRY_MS;
 	}
 	pthread_mutex_unlock(&d->kmu);
 	return NULL;
