@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -518,6 +519,33 @@ START_TEST(test_mailbox_record_beside_messages)
 	ck_assert_uint_eq(s.messages, 0);
 	ck_assert_uint_eq(s.mailboxes, 0);
 	ck_assert_uint_eq(s.blobs, 0);
+}
+END_TEST
+
+/* A store of another layout is refused with a message that says which
+ * way (schema version in meta). */
+static int set_version_fn(struct store_txn *t, void *ctx, const char **error_r)
+{
+	return meta_put(t, "version", *(const uint64_t *)ctx, error_r);
+}
+
+START_TEST(test_schema_version_checked)
+{
+	for (uint64_t v = STORE_SCHEMA_VERSION - 1; v <= STORE_SCHEMA_VERSION + 1; v += 2) {
+		if (st == NULL)
+			st = open_with(0, 0, NULL);
+		ck_assert_int_eq(store_write(st, set_version_fn, &v, &err), 0);
+		store_close(&st);
+		struct store_options o = { .create = true };
+		ck_assert_int_eq(store_open(dir, &o, &st, &err), -1);
+		ck_assert_ptr_null(st);
+		ck_assert_msg(strstr(err, v < STORE_SCHEMA_VERSION ? "older congvu" : "newer congvu") !=
+				      NULL,
+			      "version %llu: %s", (unsigned long long)v, err);
+		/* a fresh store for the next round */
+		rm_rf(dir);
+		ck_assert_int_eq(mkdir(dir, 0700), 0);
+	}
 }
 END_TEST
 
@@ -1412,6 +1440,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_prepared_delivery);
 	tcase_add_test(tc, test_unique_delivery);
 	tcase_add_test(tc, test_mailbox_record_beside_messages);
+	tcase_add_test(tc, test_schema_version_checked);
 	tcase_add_test(tc, test_compact);
 	tcase_add_test(tc, test_compact_without_compression);
 	tcase_add_test(tc, test_read_only_open);
