@@ -9,7 +9,10 @@
 #include <stdlib.h>
 
 #define COMPACT_SCAN_MAX 4096 /* chunks examined per call */
-#define META_COMPACT_MARK "compact_mark" /* storage numbers below: examined */
+/* The mark: the chunk key (storage number, index) from which the next call
+ * examines; everything before it was examined. */
+#define META_COMPACT_MARK "compact_mark"
+#define META_COMPACT_MARK_IDX "compact_mark_idx"
 
 struct candidate {
 	uint8_t key[CHUNK_KEY_LEN];
@@ -22,7 +25,7 @@ struct candidate {
 struct compact_ctx {
 	struct candidate *c;
 	size_t n;
-	uint64_t mark, next_mark;
+	uint64_t mark, mark_idx, next_mark, next_idx;
 	size_t rewritten;
 };
 
@@ -33,9 +36,12 @@ static int collect(struct store *s, struct compact_ctx *cc, size_t max, bool *mo
 	struct store_txn *t;
 	if (store_read_begin(s, &t, error_r) < 0)
 		return -1;
-	uint64_t mark;
+	uint64_t mark, mark_idx;
 	MDB_cursor *cur = NULL;
-	int ret = meta_get(t, META_COMPACT_MARK, &mark, error_r) < 0 ? -1 : 0;
+	int ret = meta_get(t, META_COMPACT_MARK, &mark, error_r) < 0 ||
+			  meta_get(t, META_COMPACT_MARK_IDX, &mark_idx, error_r) < 0
+		  ? -1
+		  : 0;
 	if (ret == 0) {
 		int rc = mdb_cursor_open(t->txn, s->dbi[DBI_CHUNKS], &cur);
 		if (rc != 0)
@@ -46,11 +52,11 @@ static int collect(struct store *s, struct compact_ctx *cc, size_t max, bool *mo
 		return -1;
 	}
 	uint8_t start[CHUNK_KEY_LEN];
-	chunk_key(start, mark, 0);
+	chunk_key(start, mark, (uint32_t)mark_idx);
 	MDB_val k = { sizeof(start), start }, v;
 	size_t scanned = 0;
-	cc->mark = mark;
-	cc->next_mark = mark;
+	cc->mark = cc->next_mark = mark;
+	cc->mark_idx = cc->next_idx = mark_idx;
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (k.mv_size != CHUNK_KEY_LEN) {
@@ -61,9 +67,10 @@ static int collect(struct store *s, struct compact_ctx *cc, size_t max, bool *mo
 		uint64_t seq = get_be64(k.mv_data);
 		uint32_t idx = get_be32((const uint8_t *)k.mv_data + 8);
 		if (cc->n == max || scanned == COMPACT_SCAN_MAX) {
-			/* this storage number is examined again from its first
-			 * chunk next time; what is compressed by then is skipped */
+			/* the next call starts at this very chunk (a message of
+			 * many chunks that do not compress is not read again) */
 			cc->next_mark = seq;
+			cc->next_idx = idx;
 			*more_r = true;
 			break;
 		}
@@ -75,7 +82,13 @@ static int collect(struct store *s, struct compact_ctx *cc, size_t max, bool *mo
 			c->raw = xmemdup(p, v.mv_size);
 			c->raw_len = v.mv_size;
 		}
-		cc->next_mark = seq + 1;
+		if (idx == CHUNK_PARSED) { /* the last key of a storage number */
+			cc->next_mark = seq + 1;
+			cc->next_idx = 0;
+		} else {
+			cc->next_mark = seq;
+			cc->next_idx = (uint64_t)idx + 1;
+		}
 	}
 	if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
 		ret = db_fail(t, rc, error_r);
@@ -104,10 +117,16 @@ static int compact_fn(struct store_txn *t, void *ctx, const char **error_r)
 			return -1;
 		cc->rewritten++;
 	}
-	uint64_t mark;
-	if (meta_get(t, META_COMPACT_MARK, &mark, error_r) < 0)
+	uint64_t mark, mark_idx;
+	if (meta_get(t, META_COMPACT_MARK, &mark, error_r) < 0 ||
+	    meta_get(t, META_COMPACT_MARK_IDX, &mark_idx, error_r) < 0)
 		return -1;
-	return cc->next_mark > mark ? meta_put(t, META_COMPACT_MARK, cc->next_mark, error_r) : 0;
+	if (cc->next_mark < mark || (cc->next_mark == mark && cc->next_idx <= mark_idx))
+		return 0; /* another call went further meanwhile */
+	return meta_put(t, META_COMPACT_MARK, cc->next_mark, error_r) < 0 ||
+			       meta_put(t, META_COMPACT_MARK_IDX, cc->next_idx, error_r) < 0
+		       ? -1
+		       : 0;
 }
 
 int store_compact(struct store *s, size_t max_chunks, size_t *compacted_r, bool *more_r,
@@ -129,7 +148,7 @@ int store_compact(struct store *s, size_t max_chunks, size_t *compacted_r, bool 
 			any = true;
 	}
 	/* Nothing to rewrite: only the mark moves, if it does. */
-	if (ret == 0 && (any || cc.next_mark > cc.mark))
+	if (ret == 0 && (any || cc.next_mark != cc.mark || cc.next_idx != cc.mark_idx))
 		ret = store_write(s, compact_fn, &cc, error_r);
 	if (ret == 0)
 		*compacted_r = cc.rewritten;

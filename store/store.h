@@ -68,7 +68,8 @@ int store_change_counter(struct store *store, uint64_t *counter_r, const char **
 struct store_stats {
 	uint64_t accounts, mailboxes, messages, blobs, chunks, changes, queued;
 	uint64_t blob_bytes;   /* bytes of distinct message content */
-	uint64_t uncompressed_chunks; /* chunks stored as they are that could shrink */
+	uint64_t uncompressed_chunks; /* chunks over 256 bytes stored as they are
+				       * (not yet compacted, or incompressible) */
 	uint64_t pages_used;   /* pages in use by the last committed transaction */
 	uint64_t page_size;
 	uint64_t map_size;

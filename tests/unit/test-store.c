@@ -443,6 +443,33 @@ START_TEST(test_compact)
 	ck_assert_int_eq(store_stats(st, &s1, &err), 0);
 	ck_assert_uint_eq(s1.blobs, N + 1);
 
+	/* a message of many chunks that do not compress (stored as they are
+	 * however often they are tried): examined once, the calls end */
+	const size_t big = 5 * 65536 + 100;
+	char *noise = make_random_message(big, 9);
+	prep = store_prepare_as(st, noise, big, NULL, 0, STORE_PREP_NO_COMPRESS | STORE_PREP_UNIQUE);
+	struct store_rcpt r3 = { .address = rc[0] };
+	struct store_delivery d3 = { .data = noise, .size = big, .prepared = prep, .rcpts = &r3,
+				     .n_rcpts = 1, .unique = true };
+	ck_assert_int_eq(store_deliver(st, &d3, 1, &err), 0);
+	store_prepared_free(&prep);
+	calls = 0;
+	more = true;
+	while (more) {
+		ck_assert_int_eq(store_compact(st, 2, &done, &more, &err), 0);
+		ck_assert_uint_eq(done, 0);
+		ck_assert_int_lt(++calls, 10);
+	}
+	ck_assert_int_eq(store_read_begin(st, &t, &err), 0);
+	struct store_message mn;
+	char *nback = xmalloc(big);
+	ck_assert_int_eq(store_txn_message_get(t, r3.mailbox_id_out, r3.uid, &mn, &err), 1);
+	ck_assert_int_eq(store_txn_blob_read(t, mn.blob, 0, nback, big, &err), 0);
+	ck_assert(memcmp(nback, noise, big) == 0);
+	store_read_end(&t);
+	free(nback);
+	free(noise);
+
 	for (int i = 0; i < N; i++)
 		free(msgs[i]);
 	free(back);
