@@ -273,34 +273,20 @@ struct recalc_ctx {
 	const char **error_r;
 };
 
+static int recalc_message(const struct store_message *msg, void *ctx)
+{
+	struct recalc_ctx *rc = ctx;
+	rc->bytes += msg->size;
+	rc->messages++;
+	return 0;
+}
+
 static int recalc_mailbox(const struct store_mailbox *m, void *ctx)
 {
 	struct recalc_ctx *rc = ctx;
-	MDB_cursor *cur;
-	uint8_t key[8];
-	message_key(key, m->id, 0);
-	int r = mdb_cursor_open(rc->t->txn, rc->t->store->dbi[DBI_MESSAGES], &cur);
-	if (r != 0) {
-		rc->ret = db_fail(rc->t, r, rc->error_r);
-		return 1;
-	}
-	MDB_val k = { 8, key }, v;
-	for (r = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); r == 0;
-	     r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != 8 || get_be32(k.mv_data) != m->id ||
-		    get_be32((uint8_t *)k.mv_data + 4) == MAILBOX_REC_UID)
-			break;
-		struct store_message msg;
-		if (message_decode(v.mv_data, v.mv_size, get_be32((uint8_t *)k.mv_data + 4), &msg) <
-		    0) {
-			*rc->error_r = "corrupt message record";
-			rc->ret = -1;
-			break;
-		}
-		rc->bytes += msg.size;
-		rc->messages++;
-	}
-	mdb_cursor_close(cur);
+	if (store_txn_message_foreach(rc->t, m->id, 1, UINT32_MAX, recalc_message, rc,
+				      rc->error_r) < 0)
+		rc->ret = -1;
 	return rc->ret;
 }
 

@@ -406,6 +406,17 @@ static int children_fn(const struct store_mailbox *m, void *ctx)
 	return 0;
 }
 
+static int collect_uid(const struct store_message *msg, void *ctx)
+{
+	struct collect *c = ctx;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		c->ids = xreallocarray(c->ids, c->cap, sizeof(uint32_t));
+	}
+	c->ids[c->n++] = msg->uid;
+	return 0;
+}
+
 static int rename_inbox(struct store_txn *t, struct store_mailbox *inbox, const char *new_name,
 			const char **error_r)
 {
@@ -415,27 +426,8 @@ static int rename_inbox(struct store_txn *t, struct store_mailbox *inbox, const 
 		return -1;
 	/* Move every message: collect UIDs first, then move them. */
 	struct collect c = { 0 };
-	MDB_cursor *cur;
-	int rc = mdb_cursor_open(t->txn, t->store->dbi[DBI_MESSAGES], &cur);
-	if (rc != 0)
-		return db_fail(t, rc, error_r);
-	uint8_t key[8];
-	message_key(key, inbox->id, 0);
-	MDB_val k = { 8, key }, v;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != 8 || get_be32(k.mv_data) != inbox->id ||
-		    get_be32((uint8_t *)k.mv_data + 4) == MAILBOX_REC_UID)
-			break;
-		if (c.n == c.cap) {
-			c.cap = c.cap ? c.cap * 2 : 64;
-			c.ids = xreallocarray(c.ids, c.cap, sizeof(uint32_t));
-		}
-		c.ids[c.n++] = get_be32((uint8_t *)k.mv_data + 4);
-	}
-	mdb_cursor_close(cur);
-	int ret = 0;
-	if (c.n > 0) {
+	int ret = store_txn_message_foreach(t, inbox->id, 1, UINT32_MAX, collect_uid, &c, error_r);
+	if (ret == 0 && c.n > 0) {
 		uint32_t *new_uids = xcalloc(c.n, sizeof(uint32_t));
 		ret = store_txn_copy(t, inbox->id, c.ids, c.n, new_id, true, new_uids, error_r);
 		free(new_uids);
