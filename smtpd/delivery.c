@@ -84,6 +84,7 @@ struct prep_job {
 #define COMPACT_STEP 64 /* chunks per compaction transaction */
 #define COMPACT_BACKLOG 256 /* messages stored uncompressed: compact now */
 #define COMPACT_RETRY_MS 60000 /* after a failed pass */
+#define COMPACT_BUSY_STEPS 4 /* per second while deliveries arrive */
 
 struct auth_job {
 	struct auth_job *next;
@@ -361,7 +362,11 @@ static void *compact_thread(void *ctx)
 		pthread_mutex_unlock(&d->kmu);
 		size_t total = 0;
 		bool more = true, failed = false;
-		while (more && !failed && (backlog || deliveries_idle(d))) {
+		/* while mail keeps arriving, a few steps a second: ingest first */
+		unsigned steps = 0;
+		while (more && !failed &&
+		       (deliveries_idle(d) || (backlog && steps < COMPACT_BUSY_STEPS))) {
+			steps++;
 			size_t n;
 			const char *error;
 			if (store_compact(d->store, COMPACT_STEP, &n, &more, &error) < 0) {
